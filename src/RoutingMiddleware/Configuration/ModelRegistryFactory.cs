@@ -1,0 +1,164 @@
+using ModelRouting.Registry;
+
+namespace ModelRouting.Configuration;
+
+/// <summary>
+/// Validates <see cref="ModelRoutingOptions"/> and builds a registry from them. Validation collects every
+/// error before reporting, each naming the entry and the field.
+/// </summary>
+public static class ModelRegistryFactory
+{
+    /// <summary>
+    /// Builds a registry from <paramref name="options"/>. Registration times of endpoints that exist in
+    /// <paramref name="previous"/> are kept, so <c>created</c> stays stable across reloads.
+    /// </summary>
+    /// <param name="options">The bound configuration.</param>
+    /// <param name="clusterIds">The ReverseProxy cluster ids an endpoint may name.</param>
+    /// <param name="previous">The registry in force, if any.</param>
+    /// <param name="time">The clock for registration times.</param>
+    public static (ModelRegistry? Registry, IReadOnlyList<string> Errors) Build(
+        ModelRoutingOptions options, IReadOnlySet<string> clusterIds, ModelRegistry? previous, TimeProvider time)
+    {
+        var errors = new List<string>();
+        if (options.MaxRequestBodyBytes <= 0)
+        {
+            errors.Add($"ModelRouting:MaxRequestBodyBytes: must be positive, got {options.MaxRequestBodyBytes}");
+        }
+
+        if (options.RetryAfterSeconds < 0)
+        {
+            errors.Add($"ModelRouting:RetryAfterSeconds: must not be negative, got {options.RetryAfterSeconds}");
+        }
+
+        var registry = new ModelRegistry(time);
+        var seenIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        var aliasOwners = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? defaultId = null;
+        var endpoints = new List<ModelEndpoint>();
+
+        for (var i = 0; i < options.Endpoints.Count; i++)
+        {
+            var entry = options.Endpoints[i];
+            var id = entry.Id?.Trim();
+            var where = string.IsNullOrEmpty(id) ? $"ModelRouting:Endpoints[{i}]" : $"ModelRouting:Endpoints[{i}] ('{id}')";
+            var entryErrors = errors.Count;
+            if (string.IsNullOrEmpty(id))
+            {
+                errors.Add($"{where}: Id is required");
+            }
+            else if (!seenIds.TryAdd(id, i))
+            {
+                errors.Add($"{where}: Id '{id}' is a duplicate of ModelRouting:Endpoints[{seenIds[id]}]");
+            }
+
+            if (string.IsNullOrWhiteSpace(entry.Cluster))
+            {
+                errors.Add($"{where}: Cluster is required");
+            }
+            else if (!clusterIds.Contains(entry.Cluster))
+            {
+                errors.Add($"{where}: Cluster '{entry.Cluster}' is not a ReverseProxy cluster (known: {string.Join(", ", clusterIds.Order(StringComparer.Ordinal))})");
+            }
+
+            if (entry.MaxContextLength is <= 0)
+            {
+                errors.Add($"{where}: MaxContextLength must be positive, got {entry.MaxContextLength}");
+            }
+
+            var status = EndpointStatus.Ready;
+            if (entry.Status is not null && !EndpointStatusExtensions.TryParse(entry.Status, out status))
+            {
+                errors.Add($"{where}: Status '{entry.Status}' is not one of Ready, Loading, Error, Disabled");
+            }
+
+            if (entry.IsDefault)
+            {
+                if (defaultId is not null)
+                {
+                    errors.Add($"{where}: IsDefault is set, but '{defaultId}' is already the default");
+                }
+
+                defaultId ??= id;
+            }
+
+            AdapterStack? stack = null;
+            if (entry.Adapters is not null)
+            {
+                if (entry.Adapter is not null)
+                {
+                    errors.Add($"{where}: Adapter and Adapters are both set; use one");
+                }
+
+                stack = new AdapterStack(entry.Adapters.Select(a => new AdapterRef(a.Name ?? "", a.Weight)));
+                if (stack.Validate() is { } stackError)
+                {
+                    errors.Add($"{where}: Adapters: {stackError}");
+                }
+            }
+
+            if (entry.Adapter is { Length: 0 } || (entry.Adapter is not null && string.IsNullOrWhiteSpace(entry.Adapter)))
+            {
+                errors.Add($"{where}: Adapter must not be empty");
+            }
+
+            foreach (var alias in entry.Aliases ?? [])
+            {
+                if (string.IsNullOrWhiteSpace(alias))
+                {
+                    errors.Add($"{where}: Aliases: an alias must be a non-empty name");
+                }
+                else if (!string.IsNullOrEmpty(id) && !aliasOwners.TryAdd(alias, id))
+                {
+                    errors.Add($"{where}: Aliases: '{alias}' collides with an alias of endpoint '{aliasOwners[alias]}'");
+                }
+            }
+
+            if (errors.Count > entryErrors || id is null)
+            {
+                continue;
+            }
+
+            endpoints.Add(new ModelEndpoint(id, string.IsNullOrWhiteSpace(entry.BaseModel) ? id : entry.BaseModel, entry.Cluster!)
+            {
+                Adapter = entry.Adapter,
+                Adapters = stack?.Normalize(),
+                UpstreamModel = string.IsNullOrWhiteSpace(entry.UpstreamModel) ? null : entry.UpstreamModel,
+                MaxContextLength = entry.MaxContextLength ?? ModelEndpoint.DefaultMaxContextLength,
+                IsDefault = entry.IsDefault,
+                Status = status,
+                DisplayName = entry.DisplayName,
+                Description = entry.Description ?? "",
+                Aliases = entry.Aliases?.ToArray() ?? [],
+                TokenEncoding = string.IsNullOrWhiteSpace(entry.TokenEncoding) ? null : entry.TokenEncoding,
+            });
+        }
+
+        foreach (var (alias, owner) in aliasOwners)
+        {
+            if (seenIds.TryGetValue(alias, out var index))
+            {
+                errors.Add($"ModelRouting:Endpoints[{seenIds[owner]}] ('{owner}'): Aliases: '{alias}' collides with the id of ModelRouting:Endpoints[{index}]");
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            return (null, errors);
+        }
+
+        foreach (var endpoint in endpoints)
+        {
+            var kept = previous is not null && previous.TryGet(endpoint.Id.Value, out var old) ? endpoint with { RegisteredAt = old.RegisteredAt } : endpoint;
+            var result = registry.Register(kept);
+            if (!result.Succeeded)
+            {
+                errors.Add($"ModelRouting:Endpoints[{seenIds[endpoint.Id.Value]}] ('{endpoint.Id}'): {result.Error}");
+                continue;
+            }
+
+            registry = result.Registry;
+        }
+
+        return errors.Count > 0 ? (null, errors) : (registry, errors);
+    }
+}

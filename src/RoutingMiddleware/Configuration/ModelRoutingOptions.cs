@@ -1,0 +1,102 @@
+namespace ModelRouting.Configuration;
+
+/// <summary>The <c>ModelRouting</c> configuration section (SPEC §3). Bound, mutable; validated into an immutable registry.</summary>
+public sealed class ModelRoutingOptions
+{
+    /// <summary>The default <see cref="MaxRequestBodyBytes"/>: 32 MiB.</summary>
+    public const long DefaultMaxRequestBodyBytes = 32 * 1024 * 1024;
+
+    /// <summary>The paths inspected when <see cref="InspectedPaths"/> is not set.</summary>
+    public static readonly IReadOnlyList<string> DefaultInspectedPaths =
+        ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"];
+
+    /// <summary>Gets or sets the endpoints. An array because ids contain ':' which configuration keys cannot hold.</summary>
+    public List<ModelEndpointOptions> Endpoints { get; set; } = [];
+
+    /// <summary>Gets or sets how prompt tokens are estimated (SPEC §6).</summary>
+    public TokenEstimationOptions TokenEstimation { get; set; } = new();
+
+    /// <summary>Gets or sets the largest request body the gateway reads. Defaults to 32 MiB.</summary>
+    public long MaxRequestBodyBytes { get; set; } = DefaultMaxRequestBodyBytes;
+
+    /// <summary>Gets or sets the POST paths whose JSON body is inspected. Defaults to <see cref="DefaultInspectedPaths"/>.</summary>
+    public string[]? InspectedPaths { get; set; }
+
+    /// <summary>Gets or sets the Retry-After seconds sent with 503 for a Loading endpoint. Defaults to 10.</summary>
+    public int RetryAfterSeconds { get; set; } = 10;
+}
+
+/// <summary>One entry of <c>ModelRouting:Endpoints</c>.</summary>
+public sealed class ModelEndpointOptions
+{
+    /// <summary>Gets or sets the id: <c>base</c> or <c>base:adapter</c>.</summary>
+    public string? Id { get; set; }
+
+    /// <summary>Gets or sets the base model's name. Defaults to the id.</summary>
+    public string? BaseModel { get; set; }
+
+    /// <summary>Gets or sets the LoRA adapter name.</summary>
+    public string? Adapter { get; set; }
+
+    /// <summary>Gets or sets a weighted adapter stack (SPEC §7).</summary>
+    public List<AdapterOptions>? Adapters { get; set; }
+
+    /// <summary>Gets or sets the ReverseProxy cluster that serves the endpoint.</summary>
+    public string? Cluster { get; set; }
+
+    /// <summary>Gets or sets the model name the backend expects. Defaults to Adapter ?? BaseModel.</summary>
+    public string? UpstreamModel { get; set; }
+
+    /// <summary>Gets or sets the context length in tokens. Defaults to 4096.</summary>
+    public int? MaxContextLength { get; set; }
+
+    /// <summary>Gets or sets whether this is the default endpoint.</summary>
+    public bool IsDefault { get; set; }
+
+    /// <summary>Gets or sets the status name (Ready, Loading, Error, Disabled; case-insensitive). Defaults to Ready.</summary>
+    public string? Status { get; set; }
+
+    /// <summary>Gets or sets the display name. Defaults to the id.</summary>
+    public string? DisplayName { get; set; }
+
+    /// <summary>Gets or sets the description.</summary>
+    public string? Description { get; set; }
+
+    /// <summary>Gets or sets the aliases.</summary>
+    public List<string>? Aliases { get; set; }
+
+    /// <summary>Gets or sets this endpoint's token estimation encoding (overrides the global one).</summary>
+    public string? TokenEncoding { get; set; }
+}
+
+/// <summary>One adapter of an adapter stack.</summary>
+public sealed class AdapterOptions
+{
+    /// <summary>Gets or sets the adapter name.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>Gets or sets the blending weight.</summary>
+    public double Weight { get; set; } = 1;
+}
+
+/// <summary>How prompt tokens are estimated (SPEC §6).</summary>
+public sealed class TokenEstimationOptions
+{
+    /// <summary>Gets or sets the mode: <c>Heuristic</c> (default) or <c>Tiktoken</c>.</summary>
+    public string Mode { get; set; } = "Heuristic";
+
+    /// <summary>Gets or sets the tiktoken encoding for exact counts. Defaults to <c>o200k_base</c>.</summary>
+    public string Encoding { get; set; } = "o200k_base";
+
+    /// <summary>Gets or sets the fixed token cost of an image, audio or file part. Defaults to 765.</summary>
+    public int MediaPartTokens { get; set; } = 765;
+
+    /// <summary>
+    /// Gets or sets the relative margin around a context limit inside which Heuristic mode counts exactly.
+    /// Defaults to 0.25.
+    /// </summary>
+    public double ExactCountMargin { get; set; } = 0.25;
+
+    /// <summary>Gets or sets the size limit (in cached texts) of the exact-count cache. Defaults to 10,000.</summary>
+    public int CacheSize { get; set; } = 10_000;
+}

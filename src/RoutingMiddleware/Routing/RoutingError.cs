@@ -1,0 +1,31 @@
+namespace ModelRouting.Routing;
+
+/// <summary>Why a request could not be routed (seed <c>RoutingError</c>).</summary>
+public enum RoutingErrorKind
+{
+    /// <summary>Neither an endpoint id nor an alias matches the requested model.</summary>
+    ModelNotFound,
+
+    /// <summary>The endpoint's context is smaller than the request needs.</summary>
+    ContextTooLong,
+
+    /// <summary>No model was requested and there is no default.</summary>
+    NoModelsAvailable,
+
+    /// <summary>The endpoint exists but is not Ready.</summary>
+    ModelNotReady,
+}
+
+/// <summary>A routing failure as a value; the middleware maps it to an OpenAI error (SPEC §9).</summary>
+public sealed record RoutingError(RoutingErrorKind Kind, string? Model, long Required = 0, long Available = 0, string? Status = null)
+{
+    /// <summary>Gets the seed's message for this error.</summary>
+    public string Message => Kind switch
+    {
+        RoutingErrorKind.ModelNotFound => $"model '{Model}' not found",
+        RoutingErrorKind.ContextTooLong => $"model '{Model}' cannot handle context length {Required} (max: {Available})",
+        RoutingErrorKind.NoModelsAvailable => "no models are currently available",
+        RoutingErrorKind.ModelNotReady => $"model '{Model}' is not ready (status: {Status})",
+        _ => Kind.ToString(),
+    };
+}
