@@ -32,15 +32,24 @@ public static class EndpointStatusExtensions
         _ => throw new ArgumentOutOfRangeException(nameof(status), status, null),
     };
 
-    /// <summary>Parses a status name case-insensitively; numbers are refused.</summary>
+    /// <summary>
+    /// Parses a status name case-insensitively. Only the four names are accepted: numbers and
+    /// comma-separated combinations (which <see cref="Enum.TryParse{TEnum}(string?, bool, out TEnum)"/> would
+    /// accept, e.g. "Loading, Error" as Disabled) are refused.
+    /// </summary>
     public static bool TryParse(string? text, out EndpointStatus status)
     {
-        status = EndpointStatus.Ready;
-        if (string.IsNullOrWhiteSpace(text) || char.IsDigit(text.Trim()[0]) || text.Trim()[0] is '-' or '+')
+        var name = text?.Trim();
+        foreach (var candidate in Enum.GetValues<EndpointStatus>())
         {
-            return false;
+            if (string.Equals(name, candidate.ToString(), StringComparison.OrdinalIgnoreCase))
+            {
+                status = candidate;
+                return true;
+            }
         }
 
-        return Enum.TryParse(text.Trim(), ignoreCase: true, out status) && Enum.IsDefined(status);
+        status = EndpointStatus.Ready;
+        return false;
     }
 }

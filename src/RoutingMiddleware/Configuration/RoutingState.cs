@@ -1,0 +1,37 @@
+using System.Collections.Frozen;
+using ModelRouting.Routing;
+
+namespace ModelRouting.Configuration;
+
+/// <summary>
+/// Everything the request path reads, swapped as one immutable snapshot: the router (over its registry)
+/// and the request-path settings that came with it.
+/// </summary>
+public sealed class RoutingState
+{
+    internal RoutingState(ModelRouter router, ModelRoutingOptions options)
+    {
+        Router = router;
+        MaxRequestBodyBytes = options.MaxRequestBodyBytes;
+        RetryAfterSeconds = options.RetryAfterSeconds;
+        InspectedPaths = (options.InspectedPaths is { Length: > 0 } paths ? paths : ModelRoutingOptions.DefaultInspectedPaths)
+            .Select(p => p.TrimEnd('/'))
+            .ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+        TokenEstimation = options.TokenEstimation;
+    }
+
+    /// <summary>Gets the router over the current registry.</summary>
+    public ModelRouter Router { get; }
+
+    /// <summary>Gets the body size limit in bytes.</summary>
+    public long MaxRequestBodyBytes { get; }
+
+    /// <summary>Gets the Retry-After seconds for Loading endpoints.</summary>
+    public int RetryAfterSeconds { get; }
+
+    /// <summary>Gets the POST paths whose bodies are inspected.</summary>
+    public FrozenSet<string> InspectedPaths { get; }
+
+    /// <summary>Gets the token estimation settings.</summary>
+    public TokenEstimationOptions TokenEstimation { get; }
+}

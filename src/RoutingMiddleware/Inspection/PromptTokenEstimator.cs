@@ -1,0 +1,111 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using ModelRouting.Configuration;
+using ModelRouting.Registry;
+using ModelRouting.Routing;
+
+namespace ModelRouting.Inspection;
+
+/// <summary>
+/// Chooses how prompt tokens are counted (SPEC §6): the counter used during the single pass (Heuristic,
+/// or Tiktoken in exact mode), and the exact recount of a decision the heuristic's error could flip.
+/// </summary>
+/// <remarks>Thread-safe.</remarks>
+internal sealed class PromptTokenEstimator
+{
+    private readonly IOptionsMonitor<ModelRoutingOptions> _options;
+    private readonly Func<string, ITokenCounter> _createExact;
+    private readonly ConcurrentDictionary<string, ITokenCounter> _exact = new(StringComparer.OrdinalIgnoreCase);
+
+    public PromptTokenEstimator(IOptionsMonitor<ModelRoutingOptions> options, ITokenCounter heuristic, Func<string, ITokenCounter> createExact)
+    {
+        _options = options;
+        Heuristic = heuristic;
+        _createExact = createExact;
+    }
+
+    public ITokenCounter Heuristic { get; }
+
+    private TokenEstimationOptions Settings => _options.CurrentValue.TokenEstimation;
+
+    /// <summary>Gets the counter for the single pass: exact in Tiktoken mode, else the heuristic.</summary>
+    public ITokenCounter PassCounter => IsTiktokenMode ? Exact(Settings.Encoding) : Heuristic;
+
+    private bool IsTiktokenMode => string.Equals(Settings.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Gets the exact counter of an encoding, created once.</summary>
+    public ITokenCounter Exact(string encoding) => _exact.GetOrAdd(encoding, _createExact);
+
+    /// <summary>
+    /// Returns whether the decision was made on an estimate close enough to a context limit that the
+    /// estimate's error could flip it: within the configured margin of the requested (or default)
+    /// endpoint's limit or of the fallback's.
+    /// </summary>
+    public bool ShouldCountExactly(RouteResult result, ModelRouter router, ReadOnlySpan<char> name, bool named, long required)
+    {
+        if (IsTiktokenMode)
+        {
+            // Exact already, unless the endpoint counts with another encoding than the global one.
+            return result.Endpoint?.TokenEncoding is { } encoding && !string.Equals(encoding, Settings.Encoding, StringComparison.OrdinalIgnoreCase);
+        }
+
+        if (Settings.ExactCountMargin <= 0)
+        {
+            return false;
+        }
+
+        var margin = Settings.ExactCountMargin;
+        var asked = named ? router.Registry.Resolve(name) : router.Registry.DefaultEndpoint;
+        return IsNear(asked, required, margin) || (result.IsContextFallback && IsNear(result.Endpoint, required, margin));
+    }
+
+    private static bool IsNear(ModelEndpoint? endpoint, long required, double margin) =>
+        endpoint is not null && Math.Abs(required - endpoint.MaxContextLength) <= margin * endpoint.MaxContextLength;
+
+    /// <summary>Counts the prompt exactly from the ranges the single pass recorded; no second parse.</summary>
+    public long CountExactly(ReadOnlySpan<byte> body, ReadOnlySpan<TextRange> ranges, in ParsedRequest parsed, ModelEndpoint? endpoint)
+    {
+        var counter = Exact(endpoint?.TokenEncoding ?? Settings.Encoding);
+        long total = parsed.FixedTokens;
+        byte[]? scratch = null;
+        try
+        {
+            foreach (var range in ranges)
+            {
+                var raw = body.Slice(range.Start, range.Length);
+                if (!range.IsEscaped)
+                {
+                    total += counter.CountTokens(raw);
+                    continue;
+                }
+
+                if (scratch is null || scratch.Length < raw.Length)
+                {
+                    if (scratch is not null)
+                    {
+                        ArrayPool<byte>.Shared.Return(scratch);
+                    }
+
+                    scratch = ArrayPool<byte>.Shared.Rent(Math.Max(raw.Length, 256));
+                }
+
+                // The range is the string's content; unescape it through a reader over the quoted token.
+                var reader = new Utf8JsonReader(body.Slice(range.Start - 1, range.Length + 2));
+                reader.Read();
+                var written = reader.CopyString(scratch);
+                total += counter.CountTokens(scratch.AsSpan(0, written));
+            }
+        }
+        finally
+        {
+            if (scratch is not null)
+            {
+                ArrayPool<byte>.Shared.Return(scratch);
+            }
+        }
+
+        return total;
+    }
+}

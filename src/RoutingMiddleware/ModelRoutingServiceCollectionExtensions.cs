@@ -1,0 +1,97 @@
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using ModelRouting.Configuration;
+using ModelRouting.Inspection;
+using ModelRouting.Proxy;
+using Yarp.ReverseProxy.Configuration;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Adds model routing to a YARP reverse proxy.</summary>
+public static class ModelRoutingServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds model routing, bound to <paramref name="configuration"/> (the <c>ModelRouting</c> section) and
+    /// following its reloads. Call after <c>LoadFromConfig</c>/<c>LoadFromMemory</c>: the proxy's
+    /// configuration providers are wrapped so the routes model routing needs are generated.
+    /// </summary>
+    public static IReverseProxyBuilder AddModelRouting(this IReverseProxyBuilder builder, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configuration);
+        builder.Services.Configure<ModelRoutingOptions>(configuration);
+        return builder.AddModelRoutingCore();
+    }
+
+    /// <summary>Adds model routing configured in code. Call after <c>LoadFromConfig</c>/<c>LoadFromMemory</c>.</summary>
+    public static IReverseProxyBuilder AddModelRouting(this IReverseProxyBuilder builder, Action<ModelRoutingOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configure);
+        builder.Services.Configure(configure);
+        return builder.AddModelRoutingCore();
+    }
+
+    private static IReverseProxyBuilder AddModelRoutingCore(this IReverseProxyBuilder builder)
+    {
+        var services = builder.Services;
+        if (services.Any(d => d.ServiceType == typeof(ModelRoutingMarker)))
+        {
+            return builder;
+        }
+
+        var providers = services.Where(d => d.ServiceType == typeof(IProxyConfigProvider) && !d.IsKeyedService).ToList();
+        if (providers.Count == 0)
+        {
+            throw new InvalidOperationException(
+                "AddModelRouting() found no proxy configuration: call LoadFromConfig(...) or LoadFromMemory(...) on the reverse proxy builder before AddModelRouting().");
+        }
+
+        foreach (var descriptor in providers)
+        {
+            services.Remove(descriptor);
+        }
+
+        services.AddSingleton<ModelRoutingMarker>();
+        services.AddSingleton(sp => new ModelRoutingProxyConfigProvider([.. providers.Select(d => Create(sp, d))]));
+        services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<ModelRoutingProxyConfigProvider>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddMemoryCache();
+        services.TryAddSingleton<ITokenCounter>(HeuristicTokenCounter.Instance);
+        services.TryAddSingleton(sp => new PromptTokenEstimator(
+            sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
+            sp.GetRequiredService<ITokenCounter>(),
+            encoding => throw new NotSupportedException("TEMP: tiktoken wiring pending " + encoding + sp.GetRequiredService<IMemoryCache>())));
+        services.TryAddSingleton(sp => new ModelRegistrySource(
+            sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
+            sp.GetRequiredService<ModelRoutingProxyConfigProvider>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<ModelRegistrySource>>()));
+        services.AddHostedService<ModelRoutingStartup>();
+        return builder;
+    }
+
+    private static IProxyConfigProvider Create(IServiceProvider services, ServiceDescriptor descriptor) =>
+        (IProxyConfigProvider)(descriptor.ImplementationInstance
+            ?? descriptor.ImplementationFactory?.Invoke(services)
+            ?? ActivatorUtilities.CreateInstance(services, descriptor.ImplementationType!));
+}
+
+/// <summary>Shows that <c>AddModelRouting()</c> was called.</summary>
+internal sealed class ModelRoutingMarker;
+
+/// <summary>Builds the registry at start-up so invalid configuration stops the host with every error listed.</summary>
+internal sealed class ModelRoutingStartup(ModelRegistrySource source) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _ = source.Current;
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
