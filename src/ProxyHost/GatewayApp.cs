@@ -13,13 +13,15 @@ public static class GatewayApp
     /// files win, below environment variables and the command line; reloaded on change), <c>--demo</c>, and
     /// everything ASP.NET Core takes (<c>--urls</c>, <c>--Section:Key=value</c>).
     /// </summary>
-    public static async Task<WebApplication> BuildAsync(string[] args)
+    /// <param name="args">The command-line arguments.</param>
+    /// <param name="contentRoot">Where appsettings.json is read from. Defaults to the application's directory.</param>
+    public static async Task<WebApplication> BuildAsync(string[] args, string? contentRoot = null)
     {
         var (configFiles, demo, rest) = ParseArguments(args);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             Args = rest,
-            ContentRootPath = AppContext.BaseDirectory,
+            ContentRootPath = contentRoot ?? AppContext.BaseDirectory,
         });
         AddConfigFiles(builder.Configuration, configFiles);
 

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -60,12 +59,10 @@ public static class ModelRoutingServiceCollectionExtensions
         services.AddSingleton(sp => new ModelRoutingProxyConfigProvider([.. providers.Select(d => Create(sp, d))]));
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<ModelRoutingProxyConfigProvider>());
         services.TryAddSingleton(TimeProvider.System);
-        services.AddMemoryCache();
         services.TryAddSingleton<ITokenCounter>(HeuristicTokenCounter.Instance);
         services.TryAddSingleton(sp => new PromptTokenEstimator(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
-            sp.GetRequiredService<ITokenCounter>(),
-            encoding => throw new NotSupportedException("TEMP: tiktoken wiring pending " + encoding + sp.GetRequiredService<IMemoryCache>())));
+            sp.GetRequiredService<ITokenCounter>()));
         services.TryAddSingleton(sp => new ModelRegistrySource(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
             sp.GetRequiredService<ModelRoutingProxyConfigProvider>(),

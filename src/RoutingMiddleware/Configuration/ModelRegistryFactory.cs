@@ -1,3 +1,4 @@
+using ModelRouting.Inspection;
 using ModelRouting.Registry;
 
 namespace ModelRouting.Configuration;
@@ -30,6 +31,22 @@ public static class ModelRegistryFactory
             errors.Add($"ModelRouting:RetryAfterSeconds: must not be negative, got {options.RetryAfterSeconds}");
         }
 
+        var estimation = options.TokenEstimation;
+        if (!string.Equals(estimation.Mode, "Heuristic", StringComparison.OrdinalIgnoreCase) && !string.Equals(estimation.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add($"ModelRouting:TokenEstimation:Mode: '{estimation.Mode}' is not one of Heuristic, Tiktoken");
+        }
+
+        if (!IsSupportedEncoding(estimation.Encoding))
+        {
+            errors.Add($"ModelRouting:TokenEstimation:Encoding: '{estimation.Encoding}' is not one of {string.Join(", ", TiktokenTokenCounter.SupportedEncodings)}");
+        }
+
+        if (estimation.MediaPartTokens < 0 || estimation.ExactCountMargin < 0 || estimation.CacheSize <= 0)
+        {
+            errors.Add("ModelRouting:TokenEstimation: MediaPartTokens and ExactCountMargin must not be negative and CacheSize must be positive");
+        }
+
         var registry = new ModelRegistry(time);
         var seenIds = new Dictionary<string, int>(StringComparer.Ordinal);
         var aliasOwners = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -58,6 +75,11 @@ public static class ModelRegistryFactory
             else if (!clusterIds.Contains(entry.Cluster))
             {
                 errors.Add($"{where}: Cluster '{entry.Cluster}' is not a ReverseProxy cluster (known: {string.Join(", ", clusterIds.Order(StringComparer.Ordinal))})");
+            }
+
+            if (!string.IsNullOrWhiteSpace(entry.TokenEncoding) && !IsSupportedEncoding(entry.TokenEncoding))
+            {
+                errors.Add($"{where}: TokenEncoding '{entry.TokenEncoding}' is not one of {string.Join(", ", TiktokenTokenCounter.SupportedEncodings)}");
             }
 
             if (entry.MaxContextLength is <= 0)
@@ -161,4 +183,7 @@ public static class ModelRegistryFactory
 
         return errors.Count > 0 ? (null, errors) : (registry, errors);
     }
+
+    private static bool IsSupportedEncoding(string? encoding) =>
+        TiktokenTokenCounter.SupportedEncodings.Contains(encoding, StringComparer.OrdinalIgnoreCase);
 }

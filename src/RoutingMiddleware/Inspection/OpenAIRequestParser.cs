@@ -42,6 +42,9 @@ internal struct ParsedRequest
     /// <summary>Tokens that do not depend on the counter: message overhead, media parts, token ids.</summary>
     public long FixedTokens;
 
+    /// <summary>Whether the body has a top-level <c>merged_adapters</c> member.</summary>
+    public bool HasMergedAdapters;
+
     public readonly long PromptTokens => TextTokens + FixedTokens;
 
     public readonly bool HasModelToken => ModelTokenStart >= 0;
@@ -70,6 +73,15 @@ internal static class OpenAIRequestParser
     {
         var result = new ParsedRequest { ModelTokenStart = -1 };
         var state = new ScanState(counter, mediaTokens, text);
+        // JSON text is UTF-8 (RFC 8259); the reader does not check the bytes inside strings, so check them
+        // all at once (vectorized) rather than forward text the backend may read differently.
+        if (!System.Text.Unicode.Utf8.IsValid(body))
+        {
+            result.Error = BodyError.InvalidJson;
+            result.ErrorDetail = "the body is not valid UTF-8.";
+            return result;
+        }
+
         var reader = new Utf8JsonReader(body, s_options);
         try
         {
@@ -121,6 +133,7 @@ internal static class OpenAIRequestParser
                 }
                 else
                 {
+                    result.HasMergedAdapters |= reader.ValueTextEquals("merged_adapters"u8);
                     reader.Read();
                     reader.Skip();
                 }
@@ -133,6 +146,13 @@ internal static class OpenAIRequestParser
         }
         catch (JsonException e)
         {
+            result.Error = BodyError.InvalidJson;
+            result.ErrorDetail = e.Message;
+            return result;
+        }
+        catch (InvalidOperationException e)
+        {
+            // An escape that does not stand for valid text, e.g. a lone surrogate "\ud800".
             result.Error = BodyError.InvalidJson;
             result.ErrorDetail = e.Message;
             return result;
@@ -176,6 +196,13 @@ internal static class OpenAIRequestParser
             case JsonTokenType.String:
                 result.ModelIsString = true;
                 result.ModelIsEscaped = reader.ValueIsEscaped;
+                if (result.ModelIsEscaped)
+                {
+                    // Unescaping throws InvalidOperationException for escapes that are not valid text.
+                    Span<char> scratch = stackalloc char[256];
+                    _ = reader.ValueSpan.Length <= scratch.Length ? reader.CopyString(scratch) : reader.GetString()!.Length;
+                }
+
                 break;
             case JsonTokenType.Null:
                 break;

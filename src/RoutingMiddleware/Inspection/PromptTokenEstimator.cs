@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text.Json;
+using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 using ModelRouting.Configuration;
 using ModelRouting.Registry;
@@ -13,18 +14,25 @@ namespace ModelRouting.Inspection;
 /// or Tiktoken in exact mode), and the exact recount of a decision the heuristic's error could flip.
 /// </summary>
 /// <remarks>Thread-safe.</remarks>
-internal sealed class PromptTokenEstimator
+internal sealed class PromptTokenEstimator : IDisposable
 {
     private readonly IOptionsMonitor<ModelRoutingOptions> _options;
+    private readonly MemoryCache _cache;
     private readonly Func<string, ITokenCounter> _createExact;
     private readonly ConcurrentDictionary<string, ITokenCounter> _exact = new(StringComparer.OrdinalIgnoreCase);
 
-    public PromptTokenEstimator(IOptionsMonitor<ModelRoutingOptions> options, ITokenCounter heuristic, Func<string, ITokenCounter> createExact)
+    /// <summary>Creates the estimator; exact counts share one cache bounded by <c>TokenEstimation:CacheSize</c> entries.</summary>
+    public PromptTokenEstimator(IOptionsMonitor<ModelRoutingOptions> options, ITokenCounter heuristic)
     {
         _options = options;
         Heuristic = heuristic;
-        _createExact = createExact;
+
+        // Least recently used entries beyond the size limit are compacted away (each count has Size 1).
+        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = Math.Max(1, options.CurrentValue.TokenEstimation.CacheSize) });
+        _createExact = encoding => new TiktokenTokenCounter(encoding, _cache);
     }
+
+    public void Dispose() => _cache.Dispose();
 
     public ITokenCounter Heuristic { get; }
 

@@ -63,11 +63,12 @@ internal static class RequestBodyReader
         }
         else
         {
-            // Let Kestrel enforce our limit instead of its own default (30 MB) where it still can.
+            // The loop below enforces our limit exactly, so lift Kestrel's own (30 MB by default, and its
+            // chunked decoder counts more than the body's bytes against it) where it still can.
             var sizeFeature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
             if (sizeFeature is { IsReadOnly: false })
             {
-                sizeFeature.MaxRequestBodySize = limit;
+                sizeFeature.MaxRequestBodySize = null;
             }
         }
 

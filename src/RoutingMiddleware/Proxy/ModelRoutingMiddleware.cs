@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
@@ -36,6 +37,7 @@ internal sealed partial class ModelRoutingMiddleware(
 
     private const int StackModelChars = 256;
     private static readonly ConcurrentDictionary<string, byte[]> s_encodedModels = new(StringComparer.Ordinal);
+    private static readonly ConditionalWeakTable<ModelEndpoint, byte[]> s_mergedAdapters = [];
     private static readonly JsonSerializerOptions s_json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public Task InvokeAsync(HttpContext context)
@@ -186,25 +188,33 @@ internal sealed partial class ModelRoutingMiddleware(
             }
 
             var endpoint = result.Endpoint;
+            if (endpoint.Adapters is not null && parsed.HasMergedAdapters)
+            {
+                return new(OpenAIError.InvalidRequest(
+                    $"The model `{endpoint.Id}` applies an adapter stack; the gateway sets `merged_adapters` for it, so the request must not.", "merged_adapters"));
+            }
+
+            // One splice: the model value is replaced (or "model":… inserted as the first member), and for
+            // an adapter stack the merged_adapters member follows it.
             var upstream = EncodedModel(endpoint.UpstreamModel);
+            var stack = endpoint.Adapters is null ? [] : s_mergedAdapters.GetValue(endpoint, MergedAdaptersMember);
             int cutStart, cutEnd;
             byte[] insert;
             if (!parsed.HasModelToken)
             {
-                // Insert "model":"upstream" as the first member.
                 cutStart = cutEnd = parsed.ObjectStart + 1;
-                insert = Concat("\"model\":"u8, upstream, parsed.IsEmptyObject ? [] : ","u8);
+                insert = Concat("\"model\":"u8, upstream, stack, parsed.IsEmptyObject ? [] : ","u8);
             }
             else if (parsed.ModelIsString && !parsed.ModelIsEscaped && body[parsed.ModelTokenStart..parsed.ModelTokenEnd].SequenceEqual(upstream))
             {
-                cutStart = cutEnd = body.Length;
-                insert = [];
+                cutStart = cutEnd = parsed.ModelTokenEnd;
+                insert = stack;
             }
             else
             {
                 cutStart = parsed.ModelTokenStart;
                 cutEnd = parsed.ModelTokenEnd;
-                insert = upstream;
+                insert = stack.Length == 0 ? upstream : Concat(upstream, stack, [], []);
             }
 
             return new(endpoint, prompt, result.IsContextFallback, cutStart, cutEnd, insert);
@@ -231,16 +241,46 @@ internal sealed partial class ModelRoutingMiddleware(
         }
 
         var json = JsonEncodedText.Encode(upstream, System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping);
-        return s_encodedModels[upstream] = Concat("\""u8, json.EncodedUtf8Bytes, "\""u8);
+        return s_encodedModels[upstream] = Concat("\""u8, json.EncodedUtf8Bytes, "\""u8, []);
     }
 
-    private static byte[] Concat(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, ReadOnlySpan<byte> c)
+    private static byte[] Concat(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, ReadOnlySpan<byte> c, ReadOnlySpan<byte> d)
     {
-        var result = new byte[a.Length + b.Length + c.Length];
+        var result = new byte[a.Length + b.Length + c.Length + d.Length];
         a.CopyTo(result);
         b.CopyTo(result.AsSpan(a.Length));
         c.CopyTo(result.AsSpan(a.Length + b.Length));
+        d.CopyTo(result.AsSpan(a.Length + b.Length + c.Length));
         return result;
+    }
+
+    // ,"merged_adapters":{"ids":[…],"weights":[…],"merge_strategy":"linear"} (LoRAX's shape, SPEC §7).
+    private static byte[] MergedAdaptersMember(ModelEndpoint endpoint)
+    {
+        var buffer = new ArrayBufferWriter<byte>(128);
+        buffer.Write(",\"merged_adapters\":"u8);
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("ids");
+            foreach (var adapter in endpoint.Adapters!.Adapters)
+            {
+                writer.WriteStringValue(adapter.Name);
+            }
+
+            writer.WriteEndArray();
+            writer.WriteStartArray("weights");
+            foreach (var adapter in endpoint.Adapters.Adapters)
+            {
+                writer.WriteNumberValue(adapter.Weight);
+            }
+
+            writer.WriteEndArray();
+            writer.WriteString("merge_strategy", "linear");
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
     }
 
     private async Task MapForwarderErrorAsync(HttpContext context, ModelEndpoint endpoint)

@@ -192,9 +192,15 @@ public class ModelRegistrySnapshotTests
         return registry;
     }
 
-    private static ModelRegistry NextGeneration(ModelRegistry previous, int g, int endpointCount)
+    private static ModelRegistry NextGeneration(ModelRegistry published, int g, int endpointCount)
     {
-        var registry = previous;
+        // Status, alias and default changes first, straight on the published snapshot, so that any
+        // in-place change would be visible to the readers holding it.
+        var target = $"m{g % endpointCount}";
+        var registry = published.SetStatus(target, EndpointStatus.Ready).Registry;
+        registry = registry.SetStatus($"m{(g + 1) % endpointCount}", EndpointStatus.Loading).Registry;
+        registry = registry.MoveAlias("latest", target).Must();
+        registry = registry.SetDefault(target).Must();
         for (var i = 0; i < endpointCount; i++)
         {
             var old = registry.Resolve($"m{i}")!;
@@ -207,11 +213,6 @@ public class ModelRegistrySnapshotTests
             });
         }
 
-        var target = $"m{g % endpointCount}";
-        registry = registry.MoveAlias("latest", target).Must();
-        registry = registry.SetDefault(target).Must();
-        registry = registry.SetStatus($"m{g % endpointCount}", EndpointStatus.Ready).Registry;
-        registry = registry.SetStatus($"m{(g + 1) % endpointCount}", EndpointStatus.Loading).Registry;
         return registry;
     }
 
@@ -225,6 +226,7 @@ public class ModelRegistrySnapshotTests
         for (var i = 0; i < endpointCount; i++)
         {
             var endpoint = snapshot.Resolve($"m{i}")!;
+            Assert.Same(endpoint, snapshot.AllEndpoints[i]);
             Assert.Equal(description, endpoint.Description);
             Assert.Equal(1000 + g, endpoint.MaxContextLength);
             var expected = i == (g + 1) % endpointCount ? EndpointStatus.Loading : EndpointStatus.Ready;
@@ -236,7 +238,9 @@ public class ModelRegistrySnapshotTests
         Assert.Equal(target, router.Route(null).Endpoint?.Id.Value);
         Assert.Equal(target, router.RouteForContext(null, 1000 + g).Endpoint?.Id.Value);
         Assert.Equal(RoutingErrorKind.ModelNotReady, router.Route($"m{(g + 1) % endpointCount}").Error?.Kind);
-        Assert.Equal(endpointCount - 1, router.ModelsList().Count);
+        var listed = Enumerable.Range(0, endpointCount).Where(i => i != (g + 1) % endpointCount).Select(i => $"m{i}");
+        Assert.Equal(listed, router.ModelsList().Select(e => e.Id));
+        Assert.Equal(listed, snapshot.AvailableEndpoints.Select(e => e.Id.Value));
         Assert.Single(snapshot.Aliases);
         return g;
     }

@@ -1,0 +1,140 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using ProxyHost;
+
+namespace ModelRouting.Tests.EndToEnd.Support;
+
+/// <summary>
+/// The real gateway host (ProxyHost's <see cref="GatewayApp"/>) on Kestrel at a free loopback port, with its
+/// appsettings.json written to a temporary content root. Cleans up on dispose.
+/// </summary>
+public sealed class TestGateway : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private TestGateway(WebApplication app, string directory)
+    {
+        _app = app;
+        Directory = directory;
+        Client = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public string Directory { get; }
+
+    public Uri BaseAddress => Client.BaseAddress!;
+
+    public HttpClient Client { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Starts the gateway with <paramref name="appsettings"/> as its appsettings.json.</summary>
+    public static async Task<TestGateway> StartAsync(JsonObject appsettings, params string[] args)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "gateway-test-" + Guid.NewGuid().ToString("N"));
+        System.IO.Directory.CreateDirectory(directory);
+        appsettings["Logging"] ??= new JsonObject { ["LogLevel"] = new JsonObject { ["Default"] = "Warning" } };
+        await File.WriteAllTextAsync(Path.Combine(directory, "appsettings.json"), appsettings.ToJsonString());
+        var app = await GatewayApp.BuildAsync(["--urls", "http://127.0.0.1:0", .. args], directory);
+        await app.StartAsync();
+        return new TestGateway(app, directory);
+    }
+
+    /// <summary>
+    /// Builds an appsettings object: one catch-all route on /v1 to the first cluster, the given clusters
+    /// (id → destination urls) and ModelRouting endpoints.
+    /// </summary>
+    public static JsonObject Config(IReadOnlyDictionary<string, string[]> clusters, JsonArray endpoints, JsonObject? modelRouting = null, Action<JsonObject>? cluster = null)
+    {
+        var clusterNodes = new JsonObject();
+        foreach (var (id, urls) in clusters)
+        {
+            var destinations = new JsonObject();
+            for (var i = 0; i < urls.Length; i++)
+            {
+                destinations[$"d{i}"] = new JsonObject { ["Address"] = urls[i] };
+            }
+
+            var node = new JsonObject { ["Destinations"] = destinations };
+            cluster?.Invoke(node);
+            clusterNodes[id] = node;
+        }
+
+        modelRouting ??= [];
+        modelRouting["Endpoints"] = endpoints;
+        return new JsonObject
+        {
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject
+                {
+                    ["openai"] = new JsonObject
+                    {
+                        ["ClusterId"] = clusters.Keys.First(),
+                        ["Match"] = new JsonObject { ["Path"] = "/v1/{**catch-all}" },
+                    },
+                },
+                ["Clusters"] = clusterNodes,
+            },
+            ["ModelRouting"] = modelRouting,
+        };
+    }
+
+    public static JsonObject Endpoint(string id, string cluster, int? maxContext = null, bool isDefault = false, string? status = null, string? upstream = null, string? adapter = null, params string[] aliases)
+    {
+        var node = new JsonObject { ["Id"] = id, ["Cluster"] = cluster, ["IsDefault"] = isDefault };
+        if (maxContext is not null)
+        {
+            node["MaxContextLength"] = maxContext;
+        }
+
+        if (status is not null)
+        {
+            node["Status"] = status;
+        }
+
+        if (upstream is not null)
+        {
+            node["UpstreamModel"] = upstream;
+        }
+
+        if (adapter is not null)
+        {
+            node["Adapter"] = adapter;
+        }
+
+        if (aliases.Length > 0)
+        {
+            node["Aliases"] = new JsonArray([.. aliases.Select(a => (JsonNode)a)]);
+        }
+
+        return node;
+    }
+
+    /// <summary>POSTs a raw JSON body (sent byte for byte) to <paramref name="path"/>.</summary>
+    public Task<HttpResponseMessage> PostRawAsync(string path, string body, CancellationToken cancellationToken = default) =>
+        Client.PostAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"), cancellationToken);
+
+    /// <summary>Reads an OpenAI error body: (code, type, message).</summary>
+    public static async Task<(string? Code, string? Type, string? Message)> ReadErrorAsync(HttpResponseMessage response)
+    {
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var error = doc.RootElement.GetProperty("error");
+        return (error.GetProperty("code").GetString(), error.GetProperty("type").GetString(), error.GetProperty("message").GetString());
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
