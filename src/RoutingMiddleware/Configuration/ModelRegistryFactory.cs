@@ -68,30 +68,7 @@ public static class ModelRegistryFactory
                 errors.Add($"{where}: Id '{id}' is a duplicate of ModelRouting:Endpoints[{seenIds[id]}]");
             }
 
-            if (string.IsNullOrWhiteSpace(entry.Cluster))
-            {
-                errors.Add($"{where}: Cluster is required");
-            }
-            else if (!clusterIds.Contains(entry.Cluster))
-            {
-                errors.Add($"{where}: Cluster '{entry.Cluster}' is not a ReverseProxy cluster (known: {string.Join(", ", clusterIds.Order(StringComparer.Ordinal))})");
-            }
-
-            if (!string.IsNullOrWhiteSpace(entry.TokenEncoding) && !IsSupportedEncoding(entry.TokenEncoding))
-            {
-                errors.Add($"{where}: TokenEncoding '{entry.TokenEncoding}' is not one of {string.Join(", ", TiktokenTokenCounter.SupportedEncodings)}");
-            }
-
-            if (entry.MaxContextLength is <= 0)
-            {
-                errors.Add($"{where}: MaxContextLength must be positive, got {entry.MaxContextLength}");
-            }
-
-            var status = EndpointStatus.Ready;
-            if (entry.Status is not null && !EndpointStatusExtensions.TryParse(entry.Status, out status))
-            {
-                errors.Add($"{where}: Status '{entry.Status}' is not one of Ready, Loading, Error, Disabled");
-            }
+            var endpoint = ModelEndpointValidator.Validate(entry, id, clusterIds, (_, message) => errors.Add($"{where}: {message}"));
 
             if (entry.IsDefault)
             {
@@ -103,56 +80,20 @@ public static class ModelRegistryFactory
                 defaultId ??= id;
             }
 
-            AdapterStack? stack = null;
-            if (entry.Adapters is not null)
-            {
-                if (entry.Adapter is not null)
-                {
-                    errors.Add($"{where}: Adapter and Adapters are both set; use one");
-                }
-
-                stack = new AdapterStack(entry.Adapters.Select(a => new AdapterRef(a.Name ?? "", a.Weight)));
-                if (stack.Validate() is { } stackError)
-                {
-                    errors.Add($"{where}: Adapters: {stackError}");
-                }
-            }
-
-            if (entry.Adapter is { Length: 0 } || (entry.Adapter is not null && string.IsNullOrWhiteSpace(entry.Adapter)))
-            {
-                errors.Add($"{where}: Adapter must not be empty");
-            }
-
             foreach (var alias in entry.Aliases ?? [])
             {
-                if (string.IsNullOrWhiteSpace(alias))
-                {
-                    errors.Add($"{where}: Aliases: an alias must be a non-empty name");
-                }
-                else if (!string.IsNullOrEmpty(id) && !aliasOwners.TryAdd(alias, id))
+                if (!string.IsNullOrWhiteSpace(alias) && !string.IsNullOrEmpty(id) && !aliasOwners.TryAdd(alias, id))
                 {
                     errors.Add($"{where}: Aliases: '{alias}' collides with an alias of endpoint '{aliasOwners[alias]}'");
                 }
             }
 
-            if (errors.Count > entryErrors || id is null)
+            if (errors.Count > entryErrors || endpoint is null)
             {
                 continue;
             }
 
-            endpoints.Add(new ModelEndpoint(id, string.IsNullOrWhiteSpace(entry.BaseModel) ? id : entry.BaseModel, entry.Cluster!)
-            {
-                Adapter = entry.Adapter,
-                Adapters = stack?.Normalize(),
-                UpstreamModel = string.IsNullOrWhiteSpace(entry.UpstreamModel) ? null : entry.UpstreamModel,
-                MaxContextLength = entry.MaxContextLength ?? ModelEndpoint.DefaultMaxContextLength,
-                IsDefault = entry.IsDefault,
-                Status = status,
-                DisplayName = entry.DisplayName,
-                Description = entry.Description ?? "",
-                Aliases = entry.Aliases?.ToArray() ?? [],
-                TokenEncoding = string.IsNullOrWhiteSpace(entry.TokenEncoding) ? null : entry.TokenEncoding,
-            });
+            endpoints.Add(endpoint);
         }
 
         foreach (var (alias, owner) in aliasOwners)
@@ -184,6 +125,5 @@ public static class ModelRegistryFactory
         return errors.Count > 0 ? (null, errors) : (registry, errors);
     }
 
-    private static bool IsSupportedEncoding(string? encoding) =>
-        TiktokenTokenCounter.SupportedEncodings.Contains(encoding, StringComparer.OrdinalIgnoreCase);
+    private static bool IsSupportedEncoding(string? encoding) => ModelEndpointValidator.IsSupportedEncoding(encoding);
 }
