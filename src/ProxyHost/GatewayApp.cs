@@ -32,6 +32,7 @@ public static class GatewayApp
             builder.Services.AddSingleton(backends);
         }
 
+        AddAdminUrls(builder);
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
             .AddModelRouting(builder.Configuration.GetSection("ModelRouting"));
@@ -44,6 +45,7 @@ public static class GatewayApp
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
         });
+        app.MapModelRoutingAdmin();
         if (backends is not null)
         {
             app.Lifetime.ApplicationStopped.Register(() => backends.DisposeAsync().AsTask().GetAwaiter().GetResult());
@@ -100,6 +102,21 @@ public static class GatewayApp
         }
 
         return (files, demo, [.. rest]);
+    }
+
+    // The admin API can be bound to its own port (ModelRouting:Admin:Urls, e.g. loopback only): Kestrel
+    // listens on it as well as on the public URLs.
+    private static void AddAdminUrls(WebApplicationBuilder builder)
+    {
+        var admin = builder.Configuration["ModelRouting:Admin:Urls"];
+        if (string.IsNullOrWhiteSpace(admin))
+        {
+            return;
+        }
+
+        var split = StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries;
+        var urls = (builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? "http://localhost:5000").Split(';', split);
+        builder.WebHost.UseUrls([.. urls, .. admin.Split(';', split).Except(urls, StringComparer.OrdinalIgnoreCase)]);
     }
 
     // Insert the --config files right after appsettings*.json so environment variables and the command

@@ -3,7 +3,11 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using ModelRouting.Adapters;
+using ModelRouting.Admin;
 using ModelRouting.Configuration;
+using ModelRouting.Discovery;
+using ModelRouting.Health;
 using ModelRouting.Inspection;
 using ModelRouting.Proxy;
 using Yarp.ReverseProxy.Configuration;
@@ -63,13 +67,32 @@ public static class ModelRoutingServiceCollectionExtensions
         services.TryAddSingleton(sp => new PromptTokenEstimator(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
             sp.GetRequiredService<ITokenCounter>()));
+        services.TryAddSingleton(sp => new RuntimeStateStore(StateFilePath(sp)));
         services.TryAddSingleton(sp => new ModelRegistrySource(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
             sp.GetRequiredService<ModelRoutingProxyConfigProvider>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<ModelRegistrySource>>()));
+            sp.GetRequiredService<ILogger<ModelRegistrySource>>(),
+            sp.GetRequiredService<RuntimeStateStore>()));
+        services.TryAddSingleton<VllmAdapterManager>();
+        services.TryAddSingleton<AdminApi>();
         services.AddHostedService<ModelRoutingStartup>();
+        services.AddHostedService<ClusterHealthMonitor>();
+        services.AddHostedService<ModelDiscoveryService>();
         return builder;
+    }
+
+    // Read once at start-up; a relative path is relative to the content root.
+    private static string? StateFilePath(IServiceProvider services)
+    {
+        var file = services.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>().CurrentValue.Admin.StateFile;
+        if (string.IsNullOrWhiteSpace(file))
+        {
+            return null;
+        }
+
+        var root = services.GetService<IHostEnvironment>()?.ContentRootPath ?? AppContext.BaseDirectory;
+        return Path.GetFullPath(file, root);
     }
 
     private static IProxyConfigProvider Create(IServiceProvider services, ServiceDescriptor descriptor) =>

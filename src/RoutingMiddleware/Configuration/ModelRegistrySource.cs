@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
+using ModelRouting.Admin;
+using ModelRouting.Health;
 using ModelRouting.Proxy;
 using ModelRouting.Registry;
 using ModelRouting.Routing;
@@ -11,32 +13,48 @@ namespace ModelRouting.Configuration;
 /// Holds the routing state the request path reads and rebuilds it when the <c>ModelRouting</c> options or
 /// the YARP clusters change. An invalid change is logged and the last good state stays in force.
 /// </summary>
-/// <remarks>Thread-safe: readers take <see cref="Current"/> once per request; writers swap it atomically.</remarks>
+/// <remarks>
+/// The state is composed in three layers: the registry built from configuration; the runtime overlay of
+/// admin API changes re-applied over it (runtime wins for the same id); the conditions the gateway observed
+/// (backend health, adapter loads, discovery), which only turn a Ready endpoint into Error or Loading.
+/// Thread-safe: readers take <see cref="Current"/> once per request; writers swap it atomically.
+/// </remarks>
 public sealed partial class ModelRegistrySource : IDisposable
 {
     private readonly IOptionsMonitor<ModelRoutingOptions> _options;
     private readonly ModelRoutingProxyConfigProvider _proxyConfig;
     private readonly TimeProvider _time;
     private readonly ILogger<ModelRegistrySource> _logger;
+    private readonly RuntimeStateStore _store;
     private readonly IDisposable? _optionsSubscription;
     private readonly IDisposable _proxySubscription;
     private readonly Lock _writeLock = new();
+    private ModelRoutingOptions _optionsInForce;
+    private ModelRegistry _configured;
+    private RuntimeOverlay _overlay;
+    private ModelRegistry _administered;
+    private EndpointConditions _conditions = EndpointConditions.Empty;
     private RoutingState _current;
 
     internal ModelRegistrySource(
         IOptionsMonitor<ModelRoutingOptions> options,
         ModelRoutingProxyConfigProvider proxyConfig,
         TimeProvider time,
-        ILogger<ModelRegistrySource> logger)
+        ILogger<ModelRegistrySource> logger,
+        RuntimeStateStore? store = null)
     {
         _options = options;
         _proxyConfig = proxyConfig;
         _time = time;
         _logger = logger;
+        _store = store ?? new RuntimeStateStore(null);
 
-        var (state, errors) = Build(options.CurrentValue, previous: null);
-        _current = state ?? throw new ModelRoutingConfigurationException(errors);
-        Log.Loaded(_logger, state.Router.Registry.Count);
+        _optionsInForce = options.CurrentValue;
+        var (registry, errors) = ModelRegistryFactory.Build(_optionsInForce, _proxyConfig.Current.ClusterIds, null, _time);
+        _configured = registry ?? throw new ModelRoutingConfigurationException(errors);
+        _overlay = _store.Load();
+        (_administered, _current) = Compose();
+        Log.Loaded(_logger, _current.Router.Registry.Count);
 
         _optionsSubscription = options.OnChange(_ => Reload());
         _proxySubscription = ChangeToken.OnChange(() => _proxyConfig.GetConfig().ChangeToken, Reload);
@@ -45,40 +63,104 @@ public sealed partial class ModelRegistrySource : IDisposable
     /// <summary>Gets the routing state in force.</summary>
     public RoutingState Current => Volatile.Read(ref _current);
 
+    /// <summary>Gets the registry from configuration plus runtime changes, before observed conditions.</summary>
+    internal ModelRegistry Administered => Volatile.Read(ref _administered);
+
+    /// <summary>Gets the runtime changes in force.</summary>
+    internal RuntimeOverlay Overlay => Volatile.Read(ref _overlay);
+
+    /// <summary>Gets the conditions in force.</summary>
+    internal EndpointConditions Conditions => Volatile.Read(ref _conditions);
+
+    /// <summary>Gets the clusters the registry may name.</summary>
+    internal IReadOnlySet<string> ClusterIds => _proxyConfig.Current.ClusterIds;
+
+    /// <summary>Gets whether configuration (before runtime changes) has an endpoint <paramref name="id"/>.</summary>
+    internal bool ConfiguredContains(string id) => Volatile.Read(ref _configured).TryGet(id, out _);
+
+    /// <summary>Gets the time source.</summary>
+    internal TimeProvider Time => _time;
+
     /// <summary>Rebuilds the state from the current options and clusters; keeps the last good one on error.</summary>
     public void Reload()
     {
         lock (_writeLock)
         {
-            var (state, errors) = Build(_options.CurrentValue, _current.Router.Registry);
-            if (state is null)
+            var options = _options.CurrentValue;
+            var (registry, errors) = ModelRegistryFactory.Build(options, _proxyConfig.Current.ClusterIds, _configured, _time);
+            if (registry is null)
             {
                 Log.ReloadRejected(_logger, string.Join("; ", errors));
                 return;
             }
 
-            Volatile.Write(ref _current, state);
-            Log.Reloaded(_logger, state.Router.Registry.Count);
+            _optionsInForce = options;
+            _configured = registry;
+            Publish(Compose());
+            Log.Reloaded(_logger, _current.Router.Registry.Count);
         }
     }
 
     /// <summary>
     /// Applies a change to the registry atomically: <paramref name="change"/> gets the registry in force and
-    /// returns the new one, or an error that leaves it in force.
+    /// returns the new one, or an error that leaves it in force. The change is not persisted and lasts until
+    /// the next reload; use the admin API for lasting runtime changes.
     /// </summary>
     public RegistryResult Update(Func<ModelRegistry, RegistryResult> change)
     {
         ArgumentNullException.ThrowIfNull(change);
         lock (_writeLock)
         {
-            var current = _current;
-            var result = change(current.Router.Registry);
+            var result = change(_administered);
             if (result.Succeeded)
             {
-                Volatile.Write(ref _current, new RoutingState(new ModelRouter(result.Registry), _options.CurrentValue));
+                Publish((result.Registry, State(_conditions.ApplyTo(result.Registry))));
             }
 
             return result;
+        }
+    }
+
+    /// <summary>
+    /// Applies an admin change: <paramref name="change"/> validates against the administered registry and
+    /// returns the next overlay (and optionally new conditions), or an error. The overlay is persisted
+    /// before it takes effect; a failed write leaves everything as it was and throws.
+    /// </summary>
+    internal AdminChange Administer(Func<ModelRegistry, RuntimeOverlay, AdminChange> change)
+    {
+        lock (_writeLock)
+        {
+            var result = change(_administered, _overlay);
+            if (result.Error is not null || result.Overlay is null)
+            {
+                return result;
+            }
+
+            _store.Save(result.Overlay);
+            _overlay = result.Overlay;
+            if (result.Conditions is not null)
+            {
+                _conditions = result.Conditions(_conditions);
+            }
+
+            Publish(Compose());
+            return result;
+        }
+    }
+
+    /// <summary>Changes the observed conditions; swaps the state only when they changed.</summary>
+    internal void UpdateConditions(Func<EndpointConditions, EndpointConditions> change)
+    {
+        lock (_writeLock)
+        {
+            var next = change(_conditions);
+            if (ReferenceEquals(next, _conditions))
+            {
+                return;
+            }
+
+            _conditions = next;
+            Publish((_administered, State(next.ApplyTo(_administered))));
         }
     }
 
@@ -89,10 +171,18 @@ public sealed partial class ModelRegistrySource : IDisposable
         _proxySubscription.Dispose();
     }
 
-    private (RoutingState? State, IReadOnlyList<string> Errors) Build(ModelRoutingOptions options, ModelRegistry? previous)
+    private (ModelRegistry Administered, RoutingState State) Compose()
     {
-        var (registry, errors) = ModelRegistryFactory.Build(options, _proxyConfig.Current.ClusterIds, previous, _time);
-        return registry is null ? (null, errors) : (new RoutingState(new ModelRouter(registry), options), errors);
+        var administered = _overlay.ApplyTo(_configured, _proxyConfig.Current.ClusterIds, item => Log.OverlayItemSkipped(_logger, item));
+        return (administered, State(_conditions.ApplyTo(administered)));
+    }
+
+    private RoutingState State(ModelRegistry effective) => new(new ModelRouter(effective), _optionsInForce);
+
+    private void Publish((ModelRegistry Administered, RoutingState State) next)
+    {
+        Volatile.Write(ref _administered, next.Administered);
+        Volatile.Write(ref _current, next.State);
     }
 
     private static partial class Log
@@ -105,5 +195,17 @@ public sealed partial class ModelRegistrySource : IDisposable
 
         [LoggerMessage(3, LogLevel.Error, "Invalid ModelRouting configuration; the last good registry stays in force: {Errors}", EventName = "ReloadRejected")]
         public static partial void ReloadRejected(ILogger logger, string errors);
+
+        [LoggerMessage(4, LogLevel.Warning, "A runtime change no longer applies over the configuration and is left out (it stays in the state file): {Item}", EventName = "OverlayItemSkipped")]
+        public static partial void OverlayItemSkipped(ILogger logger, string item);
     }
+}
+
+/// <summary>The outcome of an admin change: the next overlay (and conditions), or an error naming the field.</summary>
+internal sealed record AdminChange(RuntimeOverlay? Overlay, string? Error = null, string? Field = null, int Status = 400)
+{
+    /// <summary>Gets a change to the observed conditions made in the same swap.</summary>
+    public Func<EndpointConditions, EndpointConditions>? Conditions { get; init; }
+
+    public static AdminChange Fail(string error, string? field, int status = 400) => new(null, error, field, status);
 }

@@ -24,6 +24,67 @@ public sealed class ModelRoutingOptions
 
     /// <summary>Gets or sets the Retry-After seconds sent with 503 for a Loading endpoint. Defaults to 10.</summary>
     public int RetryAfterSeconds { get; set; } = 10;
+
+    /// <summary>Gets or sets the runtime admin API settings (off unless a key is set).</summary>
+    public AdminOptions Admin { get; set; } = new();
+
+    /// <summary>Gets or sets how backend health drives endpoint status.</summary>
+    public HealthStatusOptions Health { get; set; } = new();
+
+    /// <summary>Gets or sets how backends' <c>GET /v1/models</c> is polled (for clusters that opt in).</summary>
+    public DiscoveryOptions Discovery { get; set; } = new();
+}
+
+/// <summary>The <c>ModelRouting:Admin</c> section: the runtime admin API and where its changes are kept.</summary>
+public sealed class AdminOptions
+{
+    /// <summary>The default <see cref="StateFile"/>.</summary>
+    public const string DefaultStateFile = "model-routing-state.json";
+
+    /// <summary>
+    /// Gets or sets the admin key callers send as <c>Authorization: Bearer &lt;key&gt;</c>. The admin API is off
+    /// (404) while this is empty. Defaults to none.
+    /// </summary>
+    public string? Key { get; set; }
+
+    /// <summary>
+    /// Gets or sets URLs (separated by <c>;</c>) the admin API is bound to, e.g. <c>http://127.0.0.1:9090</c>:
+    /// when set, admin calls on any other local port get 404. The host must listen on them too. Defaults to
+    /// none (the admin API answers on every port).
+    /// </summary>
+    public string? Urls { get; set; }
+
+    /// <summary>
+    /// Gets or sets the file runtime changes are persisted to (relative to the content root). Defaults to
+    /// <c>model-routing-state.json</c>.
+    /// </summary>
+    public string? StateFile { get; set; } = DefaultStateFile;
+}
+
+/// <summary>The <c>ModelRouting:Health</c> section.</summary>
+public sealed class HealthStatusOptions
+{
+    /// <summary>
+    /// Gets or sets whether an endpoint whose cluster has no healthy destination (YARP active/passive health
+    /// checks) reads as Error. Defaults to true.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Gets or sets how often YARP's destination health is read. Defaults to 1 second.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>The <c>ModelRouting:Discovery</c> section; clusters opt in with the metadata <c>ModelRouting.Discovery: true</c>.</summary>
+public sealed class DiscoveryOptions
+{
+    /// <summary>Gets or sets how often each opted-in cluster's destinations are polled. Defaults to 15 seconds.</summary>
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Gets or sets how long a discovery result is trusted without a fresh answer. Defaults to 60 seconds.</summary>
+    public TimeSpan Ttl { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Gets or sets the timeout of one <c>GET /v1/models</c>. Defaults to 5 seconds.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>One entry of <c>ModelRouting:Endpoints</c>.</summary>

@@ -22,6 +22,12 @@ internal readonly record struct OpenAIError(int StatusCode, string Type, string 
         new(StatusCodes.Status404NotFound, InvalidRequestError, "model_not_found",
             $"The model `{model}` does not exist or you do not have access to it.", "model");
 
+    public static OpenAIError Unauthorized(string message) =>
+        new(StatusCodes.Status401Unauthorized, InvalidRequestError, "invalid_api_key", message);
+
+    public static OpenAIError NotFound(string message, string? param = null) =>
+        new(StatusCodes.Status404NotFound, InvalidRequestError, "not_found", message, param);
+
     public static OpenAIError UpstreamUnavailable(int statusCode, string detail) =>
         new(statusCode, ServerError, "upstream_unavailable", detail);
 
@@ -37,7 +43,7 @@ internal readonly record struct OpenAIError(int StatusCode, string Type, string 
             "you must provide a model parameter", "model"),
         RoutingErrorKind.ModelNotReady => new(StatusCodes.Status503ServiceUnavailable, ServerError, "model_not_ready",
             $"The model `{error.Model}` is not ready (status: {error.Status}). Please retry later or choose another model.", "model",
-            error.Status == "loading" ? retryAfterSeconds : null),
+            error.Status == "loading" || error.Transient ? retryAfterSeconds : null),
         _ => throw new ArgumentOutOfRangeException(nameof(error), error.Kind, null),
     };
 

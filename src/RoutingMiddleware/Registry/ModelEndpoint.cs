@@ -63,6 +63,12 @@ public sealed record ModelEndpoint
     /// <summary>Gets when the endpoint was first registered; the models list reports it as <c>created</c>.</summary>
     public DateTimeOffset RegisteredAt { get; init; }
 
+    /// <summary>
+    /// Gets why the gateway itself (not configuration or an administrator) set <see cref="Status"/>: backend
+    /// health, an adapter being loaded, discovery. Null when the status is the administered one.
+    /// </summary>
+    internal string? StatusReason { get; init; }
+
     /// <summary>Gets whether the endpoint applies an adapter or an adapter stack.</summary>
     public bool HasAdapter => Adapter is not null || Adapters is not null;
 }

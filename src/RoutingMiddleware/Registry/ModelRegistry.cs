@@ -219,6 +219,26 @@ public sealed class ModelRegistry
         return (new ModelRegistry(ordered, _aliases, DefaultId, _time), true);
     }
 
+    /// <summary>
+    /// Returns a registry whose endpoints are <paramref name="map"/>'s results (ids must not change), with the
+    /// same aliases and default; this registry when nothing changed.
+    /// </summary>
+    internal ModelRegistry Map(Func<ModelEndpoint, ModelEndpoint> map)
+    {
+        ModelEndpoint[]? ordered = null;
+        for (var i = 0; i < _ordered.Length; i++)
+        {
+            var mapped = map(_ordered[i]);
+            if (!ReferenceEquals(mapped, _ordered[i]))
+            {
+                ordered ??= (ModelEndpoint[])_ordered.Clone();
+                ordered[i] = mapped;
+            }
+        }
+
+        return ordered is null ? this : new ModelRegistry(ordered, _aliases, DefaultId, _time);
+    }
+
     private string? CheckAlias(string alias, string targetId, Dictionary<string, string> aliases, string? ownerId)
     {
         if (string.IsNullOrWhiteSpace(alias))

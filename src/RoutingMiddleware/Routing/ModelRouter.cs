@@ -44,7 +44,7 @@ public sealed class ModelRouter(ModelRegistry registry)
 
         if (!endpoint.Status.IsAvailable())
         {
-            return RouteResult.Fail(new RoutingError(RoutingErrorKind.ModelNotReady, endpoint.Id.Value, Status: endpoint.Status.ToWireName()));
+            return RouteResult.Fail(new RoutingError(RoutingErrorKind.ModelNotReady, endpoint.Id.Value, Status: endpoint.Status.ToWireName(), Transient: endpoint.StatusReason is not null));
         }
 
         return new RouteResult(endpoint, null);

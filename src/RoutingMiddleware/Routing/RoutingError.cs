@@ -17,7 +17,13 @@ public enum RoutingErrorKind
 }
 
 /// <summary>A routing failure as a value; the middleware maps it to an OpenAI error (SPEC §9).</summary>
-public sealed record RoutingError(RoutingErrorKind Kind, string? Model, long Required = 0, long Available = 0, string? Status = null)
+/// <param name="Kind">What went wrong.</param>
+/// <param name="Model">The model concerned.</param>
+/// <param name="Required">The context the request needs.</param>
+/// <param name="Available">The endpoint's context length.</param>
+/// <param name="Status">The endpoint's status wire name, for <see cref="RoutingErrorKind.ModelNotReady"/>.</param>
+/// <param name="Transient">Whether the gateway expects the endpoint to recover by itself (backend health, an adapter being loaded).</param>
+public sealed record RoutingError(RoutingErrorKind Kind, string? Model, long Required = 0, long Available = 0, string? Status = null, bool Transient = false)
 {
     /// <summary>Gets the seed's message for this error.</summary>
     public string Message => Kind switch
