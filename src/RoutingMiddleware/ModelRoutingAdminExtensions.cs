@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using ModelRouting.Admin;
+using ModelRouting.Proxy;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -18,21 +19,21 @@ public static class ModelRoutingAdminExtensions
     public static IEndpointConventionBuilder MapModelRoutingAdmin(this IEndpointRouteBuilder endpoints, string prefix = "/admin")
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        var api = endpoints.ServiceProvider.GetService<AdminApi>()
+        _ = endpoints.ServiceProvider.GetService<ModelRoutingMarker>()
             ?? throw new InvalidOperationException(
                 "Unable to find the required services. Add them by calling 'AddModelRouting(...)' on the reverse proxy builder "
                 + "('services.AddReverseProxy().LoadFromConfig(...).AddModelRouting(...)').");
 
         var group = endpoints.MapGroup(prefix);
-        group.MapGet("/endpoints", api.Guard(api.ListAsync));
-        group.MapGet("/endpoints/{**id}", api.Guard(api.GetAsync));
-        group.MapPut("/endpoints/{**id}", api.Guard(api.PutAsync));
-        group.MapDelete("/endpoints/{**id}", api.Guard(api.DeleteAsync));
-        group.MapPut("/status/{**id}", api.Guard(api.SetStatusAsync));
-        group.MapGet("/aliases", api.Guard(api.ListAliasesAsync));
-        group.MapPut("/aliases/{**alias}", api.Guard(api.PutAliasAsync));
-        group.MapDelete("/aliases/{**alias}", api.Guard(api.DeleteAliasAsync));
-        group.MapPut("/default", api.Guard(api.PutDefaultAsync));
+        group.MapGet("/endpoints", AdminApi.Guard(a => a.ListAsync));
+        group.MapGet("/endpoints/{**id}", AdminApi.Guard(a => a.GetAsync));
+        group.MapPut("/endpoints/{**id}", AdminApi.Guard(a => a.PutAsync));
+        group.MapDelete("/endpoints/{**id}", AdminApi.Guard(a => a.DeleteAsync));
+        group.MapPut("/status/{**id}", AdminApi.Guard(a => a.SetStatusAsync));
+        group.MapGet("/aliases", AdminApi.Guard(a => a.ListAliasesAsync));
+        group.MapPut("/aliases/{**alias}", AdminApi.Guard(a => a.PutAliasAsync));
+        group.MapDelete("/aliases/{**alias}", AdminApi.Guard(a => a.DeleteAliasAsync));
+        group.MapPut("/default", AdminApi.Guard(a => a.PutDefaultAsync));
         return group;
     }
 }

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using ModelRouting.Adapters;
@@ -39,7 +40,10 @@ internal sealed partial class AdminApi(
     };
 
     /// <summary>Wraps <paramref name="handler"/> with the admin checks: enabled, bound port, bearer key.</summary>
-    public RequestDelegate Guard(Func<HttpContext, Task> handler) => context =>
+    public static RequestDelegate Guard(Func<AdminApi, Func<HttpContext, Task>> handler) => context =>
+        context.RequestServices.GetRequiredService<AdminApi>().InvokeAsync(context, handler);
+
+    private Task InvokeAsync(HttpContext context, Func<AdminApi, Func<HttpContext, Task>> handler)
     {
         var admin = options.CurrentValue.Admin;
         if (string.IsNullOrEmpty(admin.Key) || !IsAdminPort(admin.Urls, context.Connection.LocalPort))
@@ -54,8 +58,8 @@ internal sealed partial class AdminApi(
             return OpenAIError.Unauthorized("The admin API needs 'Authorization: Bearer <admin key>' with the configured admin key.").WriteAsync(context);
         }
 
-        return handler(context);
-    };
+        return handler(this)(context);
+    }
 
     /// <summary>GET /admin/endpoints.</summary>
     public Task ListAsync(HttpContext context)
@@ -154,6 +158,15 @@ internal sealed partial class AdminApi(
             var index = next.Endpoints.FindIndex(e => e.Definition.Id == id);
             if (index >= 0)
             {
+                // Replacing keeps the aliases (seed semantics): those the old definition brought move to the overlay.
+                foreach (var alias in next.Endpoints[index].Definition.Aliases ?? [])
+                {
+                    if (definition.Aliases?.Contains(alias) != true && !next.RemovedAliases.Contains(alias))
+                    {
+                        next.Aliases.TryAdd(alias, id);
+                    }
+                }
+
                 next.Endpoints[index] = entry;
             }
             else

@@ -36,10 +36,11 @@ public sealed class TestBackend : IAsyncDisposable
 
     public ConcurrentQueue<RecordedRequest> Requests { get; } = new();
 
-    public static async Task<TestBackend> StartAsync(string name, Func<HttpContext, RecordedRequest, Task>? respond = null)
+    /// <summary>Starts a backend; <paramref name="url"/> fixes its address (to restart one on the same port).</summary>
+    public static async Task<TestBackend> StartAsync(string name, Func<HttpContext, RecordedRequest, Task>? respond = null, string url = "http://127.0.0.1:0")
     {
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.UseUrls(url);
         builder.Logging.ClearProviders();
         var app = builder.Build();
         var backend = new TestBackend(name, app);
