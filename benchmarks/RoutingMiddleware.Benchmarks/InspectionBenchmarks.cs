@@ -47,6 +47,9 @@ public class InspectionBenchmarks : IDisposable
         return document.RootElement.Touch();
     }
 
+    [Benchmark(Description = "single pass, bytes/4")]
+    public long BytesOverFour() => Parse(BytesOverFourCounter.Instance);
+
     [Benchmark(Description = "single pass, heuristic")]
     public long Heuristic() => Parse(HeuristicTokenCounter.Instance);
 
@@ -61,6 +64,16 @@ public class InspectionBenchmarks : IDisposable
         _text.Clear();
         var parsed = OpenAIRequestParser.Parse(_body, counter, 765, _text);
         return parsed.PromptTokens + parsed.OutputTokens;
+    }
+
+    /// <summary>The naive estimate, to show what the parse alone costs.</summary>
+    private sealed class BytesOverFourCounter : ITokenCounter
+    {
+        public static BytesOverFourCounter Instance { get; } = new();
+
+        public bool IsExact => false;
+
+        public int CountTokens(ReadOnlySpan<byte> utf8Text) => (utf8Text.Length + 3) / 4;
     }
 
     /// <summary>A cache that never keeps anything: every count is a cold tokenization.</summary>

@@ -17,7 +17,9 @@ public static class GatewayApp
     /// <param name="contentRoot">Where appsettings.json is read from. Defaults to the application's directory.</param>
     public static async Task<WebApplication> BuildAsync(string[] args, string? contentRoot = null)
     {
-        var (configFiles, demo, rest) = ParseArguments(args);
+        // --no-model-routing runs plain YARP in this host (the baseline of the load benchmark).
+        var modelRouting = !args.Contains("--no-model-routing");
+        var (configFiles, demo, rest) = ParseArguments([.. args.Where(a => a != "--no-model-routing")]);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             Args = rest,
@@ -32,10 +34,16 @@ public static class GatewayApp
             builder.Services.AddSingleton(backends);
         }
 
+        var proxyBuilder = builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+        if (!modelRouting)
+        {
+            var bare = builder.Build();
+            bare.MapReverseProxy();
+            return bare;
+        }
+
         AddAdminUrls(builder);
-        builder.Services.AddReverseProxy()
-            .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
-            .AddModelRouting(builder.Configuration.GetSection("ModelRouting"));
+        proxyBuilder.AddModelRouting(builder.Configuration.GetSection("ModelRouting"));
 
         var app = builder.Build();
         app.MapReverseProxy(proxy =>

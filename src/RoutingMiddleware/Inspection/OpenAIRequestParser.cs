@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Buffers.Text;
+using System.Text;
 using System.Text.Json;
 
 namespace ModelRouting.Inspection;
@@ -51,11 +53,20 @@ internal struct ParsedRequest
 }
 
 /// <summary>
-/// Parses an OpenAI request body in one forward pass with <see cref="Utf8JsonReader"/>: the top-level
-/// <c>model</c> (its exact byte range, for splicing), the output-token fields and an estimate of the
-/// prompt's tokens from every prompt-carrying field. No DOM, no re-serialization; prompt strings are
-/// recorded as ranges so an exact recount does not parse again.
+/// Parses an OpenAI request body in one forward pass: validates it as JSON and finds the top-level
+/// <c>model</c> (its exact byte range, for splicing), the output-token fields and an estimate of the prompt's
+/// tokens from every prompt-carrying field. No DOM, no re-serialization, no allocation; strings that carry no
+/// prompt are skipped with a vectorized search, and prompt strings are recorded as ranges so an exact recount
+/// does not parse again.
 /// </summary>
+/// <remarks>
+/// A purpose-built scanner rather than <see cref="Utf8JsonReader"/>: the reader validates every byte of a
+/// string that contains an escape one at a time, which made it cost as much as the whole estimate on chat
+/// bodies (code and JSON in messages are full of <c>\n</c> and <c>\"</c>). Validation here is RFC 8259: UTF-8
+/// (checked once, vectorized), structure, numbers, literals, escapes (with surrogate pairs), no control
+/// characters in strings, at most 256 levels of nesting; the differential tests hold it to the reader's
+/// verdicts.
+/// </remarks>
 internal static class OpenAIRequestParser
 {
     /// <summary>Per-message overhead of OpenAI's chat format (role and separators), as in OpenAI's cookbook.</summary>
@@ -67,95 +78,151 @@ internal static class OpenAIRequestParser
     /// <summary>Every reply is primed with <c>&lt;|start|&gt;assistant&lt;|message|&gt;</c>.</summary>
     public const int ReplyPrimingTokens = 3;
 
-    private static readonly JsonReaderOptions s_options = new() { MaxDepth = 256 };
+    private const int MaxDepth = 256;
+    private const int Fail = -1;
 
-    public static ParsedRequest Parse(ReadOnlySpan<byte> body, ITokenCounter counter, int mediaTokens, PromptText text)
+    private static readonly SearchValues<byte> s_stringSpecials = SearchValues.Create(
+        [(byte)'"', (byte)'\\', 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31]);
+
+    private enum Mode
+    {
+        Skip,
+        Content,
+        Schema,
+    }
+
+    public static ParsedRequest Parse(ReadOnlySpan<byte> body, ITokenCounter counter, int mediaTokens, PromptText text, TextCountCache? cache = null)
     {
         var result = new ParsedRequest { ModelTokenStart = -1 };
-        var state = new ScanState(counter, mediaTokens, text);
-        // JSON text is UTF-8 (RFC 8259); the reader does not check the bytes inside strings, so check them
-        // all at once (vectorized) rather than forward text the backend may read differently.
+
+        // JSON text is UTF-8 (RFC 8259); checked once for the whole body, vectorized.
         if (!System.Text.Unicode.Utf8.IsValid(body))
         {
-            result.Error = BodyError.InvalidJson;
-            result.ErrorDetail = "the body is not valid UTF-8.";
-            return result;
+            return Invalid(ref result, "the body is not valid UTF-8.");
         }
 
-        var reader = new Utf8JsonReader(body, s_options);
+        var state = new ScanState(counter, mediaTokens, text, cache);
         try
         {
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            var i = SkipWhitespace(body, 0);
+            if (i >= body.Length)
             {
-                result.Error = BodyError.NotAnObject;
-                return result;
+                return Invalid(ref result, "the body is empty.");
             }
 
-            result.ObjectStart = (int)reader.TokenStartIndex;
-            result.IsEmptyObject = true;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            if (body[i] != '{')
             {
-                result.IsEmptyObject = false;
-                if (reader.ValueTextEquals("model"u8))
+                if (body[i] is (byte)'[' or (byte)'"' or (byte)'-' or (>= (byte)'0' and <= (byte)'9') or (byte)'t' or (byte)'f' or (byte)'n')
                 {
-                    if (!ReadModel(ref reader, ref result))
+                    result.Error = BodyError.NotAnObject;
+                    return result;
+                }
+
+                return Invalid(ref result, $"unexpected character at byte {i}.");
+            }
+
+            result.ObjectStart = i;
+            result.IsEmptyObject = true;
+            Span<byte> keyBuffer = stackalloc byte[32];
+            i = SkipWhitespace(body, i + 1);
+            if (i < body.Length && body[i] == '}')
+            {
+                i++;
+            }
+            else
+            {
+                while (true)
+                {
+                    if (i >= body.Length || body[i] != '"')
                     {
-                        return result;
+                        return Invalid(ref result, $"expected a property name at byte {i}.");
                     }
-                }
-                else if (reader.ValueTextEquals("messages"u8))
-                {
-                    reader.Read();
-                    Walk(ref reader, ref state, schema: false);
-                    state.Fixed += ReplyPrimingTokens;
-                }
-                else if (reader.ValueTextEquals("prompt"u8) || reader.ValueTextEquals("input"u8) || reader.ValueTextEquals("instructions"u8))
-                {
-                    reader.Read();
-                    Walk(ref reader, ref state, schema: false);
-                }
-                else if (reader.ValueTextEquals("tools"u8) || reader.ValueTextEquals("functions"u8) || reader.ValueTextEquals("response_format"u8))
-                {
-                    reader.Read();
-                    Walk(ref reader, ref state, schema: true);
-                }
-                else if (reader.ValueTextEquals("max_tokens"u8) || reader.ValueTextEquals("max_completion_tokens"u8) || reader.ValueTextEquals("max_output_tokens"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var n) && n > result.OutputTokens)
+
+                    result.IsEmptyObject = false;
+                    var keyStart = i + 1;
+                    var keyEnd = ScanString(body, keyStart, out var keyEscaped);
+                    if (keyEnd == Fail)
                     {
-                        result.OutputTokens = n;
+                        return Invalid(ref result, $"invalid string at byte {i}.");
+                    }
+
+                    i = ExpectColon(body, keyEnd + 1);
+                    if (i == Fail)
+                    {
+                        return Invalid(ref result, $"expected ':' after the property name at byte {keyStart - 1}.");
+                    }
+
+                    var key = KeyText(body, keyStart, keyEnd, keyEscaped, keyBuffer);
+                    if (key.SequenceEqual("model"u8))
+                    {
+                        if (result.HasModelToken)
+                        {
+                            result.Error = BodyError.DuplicateModel;
+                            return result;
+                        }
+
+                        i = ReadModel(body, i, ref result);
+                        if (result.Error != BodyError.None)
+                        {
+                            return result;
+                        }
+                    }
+                    else if (key.SequenceEqual("messages"u8))
+                    {
+                        i = Value(body, i, 1, Mode.Content, rootArray: true, ref state);
+                        state.Fixed += ReplyPrimingTokens;
+                    }
+                    else if (key.SequenceEqual("prompt"u8) || key.SequenceEqual("input"u8) || key.SequenceEqual("instructions"u8))
+                    {
+                        i = Value(body, i, 1, Mode.Content, rootArray: true, ref state);
+                    }
+                    else if (key.SequenceEqual("tools"u8) || key.SequenceEqual("functions"u8) || key.SequenceEqual("response_format"u8))
+                    {
+                        i = Value(body, i, 1, Mode.Schema, rootArray: false, ref state);
+                    }
+                    else if (key.SequenceEqual("max_tokens"u8) || key.SequenceEqual("max_completion_tokens"u8) || key.SequenceEqual("max_output_tokens"u8))
+                    {
+                        var start = i;
+                        i = Value(body, i, 1, Mode.Skip, rootArray: false, ref state);
+                        if (i != Fail && Utf8Parser.TryParse(body[start..i], out long n, out var consumed) && consumed == i - start && n > result.OutputTokens)
+                        {
+                            result.OutputTokens = n;
+                        }
                     }
                     else
                     {
-                        reader.Skip();
+                        result.HasMergedAdapters |= key.SequenceEqual("merged_adapters"u8);
+                        i = Value(body, i, 1, Mode.Skip, rootArray: false, ref state);
                     }
-                }
-                else
-                {
-                    result.HasMergedAdapters |= reader.ValueTextEquals("merged_adapters"u8);
-                    reader.Read();
-                    reader.Skip();
+
+                    if (i == Fail)
+                    {
+                        return Invalid(ref result, $"invalid JSON in the value of the property at byte {keyStart - 1}.");
+                    }
+
+                    i = SkipWhitespace(body, i);
+                    if (i < body.Length && body[i] == ',')
+                    {
+                        i = SkipWhitespace(body, i + 1);
+                        continue;
+                    }
+
+                    if (i < body.Length && body[i] == '}')
+                    {
+                        i++;
+                        break;
+                    }
+
+                    return Invalid(ref result, $"expected ',' or '}}' at byte {i}.");
                 }
             }
 
-            // Reading past the root object validates that only whitespace follows it.
-            while (reader.Read())
+            if (SkipWhitespace(body, i) != body.Length)
             {
+                return Invalid(ref result, $"unexpected content after the JSON object at byte {SkipWhitespace(body, i)}.");
             }
-        }
-        catch (JsonException e)
-        {
-            result.Error = BodyError.InvalidJson;
-            result.ErrorDetail = e.Message;
-            return result;
-        }
-        catch (InvalidOperationException e)
-        {
-            // An escape that does not stand for valid text, e.g. a lone surrogate "\ud800".
-            result.Error = BodyError.InvalidJson;
-            result.ErrorDetail = e.Message;
-            return result;
+
+            state.CountDeferred(body);
         }
         finally
         {
@@ -181,110 +248,484 @@ internal static class OpenAIRequestParser
         return reader.CopyString(destination);
     }
 
-    private static bool ReadModel(ref Utf8JsonReader reader, ref ParsedRequest result)
+    private static ParsedRequest Invalid(ref ParsedRequest result, string detail)
     {
-        if (result.HasModelToken)
+        result.Error = BodyError.InvalidJson;
+        result.ErrorDetail = detail;
+        return result;
+    }
+
+    private static int ReadModel(ReadOnlySpan<byte> body, int i, ref ParsedRequest result)
+    {
+        result.ModelTokenStart = i;
+        if (body[i] == '"')
         {
-            result.Error = BodyError.DuplicateModel;
-            return false;
+            var end = ScanString(body, i + 1, out var escaped);
+            if (end == Fail)
+            {
+                Invalid(ref result, "the model value is not a valid string.");
+                return Fail;
+            }
+
+            result.ModelIsString = true;
+            result.ModelIsEscaped = escaped;
+            result.ModelTokenEnd = end + 1;
+            return end + 1;
         }
 
-        reader.Read();
-        result.ModelTokenStart = (int)reader.TokenStartIndex;
-        switch (reader.TokenType)
+        if (body[i..].StartsWith("null"u8))
         {
-            case JsonTokenType.String:
-                result.ModelIsString = true;
-                result.ModelIsEscaped = reader.ValueIsEscaped;
-                if (result.ModelIsEscaped)
-                {
-                    // Unescaping throws InvalidOperationException for escapes that are not valid text.
-                    Span<char> scratch = stackalloc char[256];
-                    _ = reader.ValueSpan.Length <= scratch.Length ? reader.CopyString(scratch) : reader.GetString()!.Length;
-                }
-
-                break;
-            case JsonTokenType.Null:
-                break;
-            default:
-                result.Error = BodyError.ModelNotString;
-                return false;
+            result.ModelTokenEnd = i + 4;
+            return i + 4;
         }
 
-        result.ModelTokenEnd = (int)reader.BytesConsumed;
-        return true;
+        // Anything else is not a string: report that, unless it is not even JSON.
+        var state = default(ScanState);
+        var next = Value(body, i, 1, Mode.Skip, rootArray: false, ref state);
+        if (next == Fail)
+        {
+            Invalid(ref result, "invalid JSON value for model.");
+        }
+        else
+        {
+            result.Error = BodyError.ModelNotString;
+        }
+
+        return Fail;
+    }
+
+    // Returns the property name's unescaped bytes when short enough to be one of ours, else the raw bytes.
+    private static ReadOnlySpan<byte> KeyText(ReadOnlySpan<byte> body, int start, int end, bool escaped, Span<byte> buffer)
+    {
+        var raw = body[start..end];
+        if (!escaped)
+        {
+            return raw;
+        }
+
+        var written = Unescape(raw, buffer);
+        return written < 0 ? raw : buffer[..written];
+    }
+
+    private static int SkipWhitespace(ReadOnlySpan<byte> body, int i)
+    {
+        while (i < body.Length && body[i] is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t')
+        {
+            i++;
+        }
+
+        return i;
+    }
+
+    private static int ExpectColon(ReadOnlySpan<byte> body, int i)
+    {
+        i = SkipWhitespace(body, i);
+        if (i >= body.Length || body[i] != ':')
+        {
+            return Fail;
+        }
+
+        i = SkipWhitespace(body, i + 1);
+        return i < body.Length ? i : Fail;
     }
 
     /// <summary>
-    /// Walks one value. Strings count as text; numbers count one token each (token-id arrays); an object
-    /// directly inside an array is a message or item and costs the per-message overhead; media keys cost
-    /// the fixed media price and their payload (often base64) is skipped; <c>type</c> tags are not text.
-    /// In schema mode (tools, response formats) property names count as text too.
+    /// Parses one value starting at <paramref name="i"/> (not whitespace) and returns the index after it, or
+    /// <see cref="Fail"/>. Content mode counts strings as text and numbers as one token each (token-id arrays);
+    /// an object directly inside the field's root array is a message or item and costs the per-message
+    /// overhead; media keys cost the fixed media price and their payload (often base64) is skipped;
+    /// <c>type</c> tags are not text. Schema mode (tools, response formats) counts property names too.
     /// </summary>
-    private static void Walk(ref Utf8JsonReader reader, ref ScanState state, bool schema)
+    private static int Value(ReadOnlySpan<byte> body, int i, int depth, Mode mode, bool rootArray, ref ScanState state)
     {
-        switch (reader.TokenType)
+        switch (body[i])
         {
-            case JsonTokenType.String:
-                state.CountString(ref reader);
-                return;
-            case JsonTokenType.Number:
-                state.Fixed++;
-                return;
-            case JsonTokenType.StartObject:
-            case JsonTokenType.StartArray:
-                break;
+            case (byte)'"':
+                {
+                    var end = ScanString(body, i + 1, out var escaped);
+                    if (end != Fail && mode != Mode.Skip)
+                    {
+                        state.CountString(body, i + 1, end, escaped);
+                    }
+
+                    return end == Fail ? Fail : end + 1;
+                }
+
+            case (byte)'{':
+                return depth >= MaxDepth ? Fail : Object(body, i, depth + 1, mode, ref state);
+
+            case (byte)'[':
+                return depth >= MaxDepth ? Fail : Array(body, i, depth + 1, mode, rootArray, ref state);
+
+            case (byte)'t':
+                return body[i..].StartsWith("true"u8) ? i + 4 : Fail;
+
+            case (byte)'f':
+                return body[i..].StartsWith("false"u8) ? i + 5 : Fail;
+
+            case (byte)'n':
+                return body[i..].StartsWith("null"u8) ? i + 4 : Fail;
+
             default:
-                return;
+                var next = ScanNumber(body, i);
+                if (next != Fail && mode != Mode.Skip)
+                {
+                    state.Fixed++;
+                }
+
+                return next;
+        }
+    }
+
+    private static int Object(ReadOnlySpan<byte> body, int i, int depth, Mode mode, ref ScanState state)
+    {
+        Span<byte> keyBuffer = stackalloc byte[32];
+        i = SkipWhitespace(body, i + 1);
+        if (i < body.Length && body[i] == '}')
+        {
+            return i + 1;
         }
 
-        var depth = reader.CurrentDepth;
-        var arrayRoot = reader.TokenType == JsonTokenType.StartArray;
-        while (reader.Read() && reader.CurrentDepth > depth)
+        while (true)
         {
-            switch (reader.TokenType)
+            if (i >= body.Length || body[i] != '"')
             {
-                case JsonTokenType.PropertyName:
-                    if (schema)
-                    {
-                        state.CountString(ref reader);
-                    }
-                    else if (IsMediaKey(ref reader))
-                    {
-                        state.Fixed += state.MediaTokens;
-                        reader.Read();
-                        reader.Skip();
-                    }
-                    else if (reader.ValueTextEquals("type"u8))
-                    {
-                        reader.Read();
-                        reader.Skip();
-                    }
-                    else if (reader.ValueTextEquals("name"u8))
-                    {
-                        state.Fixed += TokensPerName;
-                    }
+                return Fail;
+            }
 
-                    break;
-                case JsonTokenType.String:
-                    state.CountString(ref reader);
-                    break;
-                case JsonTokenType.Number:
-                    state.Fixed++;
-                    break;
-                case JsonTokenType.StartObject when !schema && arrayRoot && reader.CurrentDepth == depth + 1:
-                    state.Fixed += TokensPerMessage;
-                    break;
+            var keyStart = i + 1;
+            var keyEnd = ScanString(body, keyStart, out var keyEscaped);
+            if (keyEnd == Fail)
+            {
+                return Fail;
+            }
+
+            i = ExpectColon(body, keyEnd + 1);
+            if (i == Fail)
+            {
+                return Fail;
+            }
+
+            var valueMode = mode;
+            if (mode == Mode.Schema)
+            {
+                state.CountString(body, keyStart, keyEnd, keyEscaped);
+            }
+            else if (mode == Mode.Content)
+            {
+                var key = KeyText(body, keyStart, keyEnd, keyEscaped, keyBuffer);
+                if (IsMediaKey(key))
+                {
+                    state.Fixed += state.MediaTokens;
+                    valueMode = Mode.Skip;
+                }
+                else if (key.SequenceEqual("type"u8))
+                {
+                    valueMode = Mode.Skip;
+                }
+                else if (key.SequenceEqual("name"u8))
+                {
+                    state.Fixed += TokensPerName;
+                }
+            }
+
+            i = Value(body, i, depth, valueMode, rootArray: false, ref state);
+            if (i == Fail)
+            {
+                return Fail;
+            }
+
+            i = SkipWhitespace(body, i);
+            if (i >= body.Length)
+            {
+                return Fail;
+            }
+
+            if (body[i] == '}')
+            {
+                return i + 1;
+            }
+
+            if (body[i] != ',')
+            {
+                return Fail;
+            }
+
+            i = SkipWhitespace(body, i + 1);
+        }
+    }
+
+    private static int Array(ReadOnlySpan<byte> body, int i, int depth, Mode mode, bool rootArray, ref ScanState state)
+    {
+        i = SkipWhitespace(body, i + 1);
+        if (i < body.Length && body[i] == ']')
+        {
+            return i + 1;
+        }
+
+        while (true)
+        {
+            if (i >= body.Length)
+            {
+                return Fail;
+            }
+
+            if (rootArray && mode == Mode.Content && body[i] == '{')
+            {
+                state.Fixed += TokensPerMessage;
+            }
+
+            i = Value(body, i, depth, mode, rootArray: false, ref state);
+            if (i == Fail)
+            {
+                return Fail;
+            }
+
+            i = SkipWhitespace(body, i);
+            if (i >= body.Length)
+            {
+                return Fail;
+            }
+
+            if (body[i] == ']')
+            {
+                return i + 1;
+            }
+
+            if (body[i] != ',')
+            {
+                return Fail;
+            }
+
+            i = SkipWhitespace(body, i + 1);
+        }
+    }
+
+    /// <summary>Scans a string's content from <paramref name="i"/> (after the opening quote); returns the closing quote's index.</summary>
+    private static int ScanString(ReadOnlySpan<byte> body, int i, out bool escaped)
+    {
+        escaped = false;
+        while (true)
+        {
+            var k = body[i..].IndexOfAny(s_stringSpecials);
+            if (k < 0)
+            {
+                return Fail;
+            }
+
+            i += k;
+            var c = body[i];
+            if (c == '"')
+            {
+                return i;
+            }
+
+            if (c != '\\')
+            {
+                return Fail; // a control character
+            }
+
+            escaped = true;
+            i = ScanEscape(body, i);
+            if (i == Fail)
+            {
+                return Fail;
             }
         }
     }
 
-    private static bool IsMediaKey(ref Utf8JsonReader reader) =>
-        reader.ValueTextEquals("image_url"u8) || reader.ValueTextEquals("input_audio"u8) || reader.ValueTextEquals("audio"u8)
-        || reader.ValueTextEquals("file"u8) || reader.ValueTextEquals("file_data"u8) || reader.ValueTextEquals("file_id"u8)
-        || reader.ValueTextEquals("image"u8) || reader.ValueTextEquals("video_url"u8);
+    // Validates the escape at i (a backslash); returns the index after it. \u escapes must pair surrogates.
+    private static int ScanEscape(ReadOnlySpan<byte> body, int i)
+    {
+        if (i + 1 >= body.Length)
+        {
+            return Fail;
+        }
 
-    private ref struct ScanState(ITokenCounter counter, int mediaTokens, PromptText ranges)
+        switch (body[i + 1])
+        {
+            case (byte)'"' or (byte)'\\' or (byte)'/' or (byte)'b' or (byte)'f' or (byte)'n' or (byte)'r' or (byte)'t':
+                return i + 2;
+            case (byte)'u':
+                var unit = Hex4(body, i + 2);
+                if (unit < 0)
+                {
+                    return Fail;
+                }
+
+                if (unit is >= 0xDC00 and <= 0xDFFF)
+                {
+                    return Fail; // a low surrogate without its high one
+                }
+
+                if (unit is >= 0xD800 and <= 0xDBFF)
+                {
+                    if (i + 11 >= body.Length || body[i + 6] != '\\' || body[i + 7] != 'u' || Hex4(body, i + 8) is < 0xDC00 or > 0xDFFF)
+                    {
+                        return Fail; // a high surrogate without its low one
+                    }
+
+                    return i + 12;
+                }
+
+                return i + 6;
+            default:
+                return Fail;
+        }
+    }
+
+    private static int Hex4(ReadOnlySpan<byte> body, int i)
+    {
+        if (i + 4 > body.Length)
+        {
+            return -1;
+        }
+
+        var value = 0;
+        for (var k = 0; k < 4; k++)
+        {
+            var c = body[i + k];
+            var digit = c switch
+            {
+                >= (byte)'0' and <= (byte)'9' => c - '0',
+                >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
+                >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
+                _ => -1,
+            };
+            if (digit < 0)
+            {
+                return -1;
+            }
+
+            value = (value << 4) | digit;
+        }
+
+        return value;
+    }
+
+    private static int ScanNumber(ReadOnlySpan<byte> body, int i)
+    {
+        if (body[i] == '-')
+        {
+            i++;
+        }
+
+        if (i >= body.Length)
+        {
+            return Fail;
+        }
+
+        if (body[i] == '0')
+        {
+            i++;
+        }
+        else if (body[i] is >= (byte)'1' and <= (byte)'9')
+        {
+            i = Digits(body, i + 1);
+        }
+        else
+        {
+            return Fail;
+        }
+
+        if (i < body.Length && body[i] == '.')
+        {
+            var start = i + 1;
+            i = Digits(body, start);
+            if (i == start)
+            {
+                return Fail;
+            }
+        }
+
+        if (i < body.Length && body[i] is (byte)'e' or (byte)'E')
+        {
+            i++;
+            if (i < body.Length && body[i] is (byte)'+' or (byte)'-')
+            {
+                i++;
+            }
+
+            var start = i;
+            i = Digits(body, start);
+            if (i == start)
+            {
+                return Fail;
+            }
+        }
+
+        return i;
+    }
+
+    private static int Digits(ReadOnlySpan<byte> body, int i)
+    {
+        while (i < body.Length && body[i] is >= (byte)'0' and <= (byte)'9')
+        {
+            i++;
+        }
+
+        return i;
+    }
+
+    /// <summary>Unescapes a validated JSON string's raw content into UTF-8; returns the bytes written, or -1 if it does not fit.</summary>
+    internal static int Unescape(ReadOnlySpan<byte> raw, Span<byte> destination)
+    {
+        var written = 0;
+        var i = 0;
+        while (i < raw.Length)
+        {
+            var backslash = raw[i..].IndexOf((byte)'\\');
+            var plain = backslash < 0 ? raw.Length - i : backslash;
+            if (written + plain > destination.Length)
+            {
+                return -1;
+            }
+
+            raw.Slice(i, plain).CopyTo(destination[written..]);
+            written += plain;
+            i += plain;
+            if (i >= raw.Length)
+            {
+                break;
+            }
+
+            int codePoint;
+            switch (raw[i + 1])
+            {
+                case (byte)'u':
+                    codePoint = Hex4(raw, i + 2);
+                    i += 6;
+                    if (codePoint is >= 0xD800 and <= 0xDBFF)
+                    {
+                        codePoint = 0x10000 + ((codePoint - 0xD800) << 10) + (Hex4(raw, i + 2) - 0xDC00);
+                        i += 6;
+                    }
+
+                    break;
+                case var c:
+                    codePoint = c switch { (byte)'b' => '\b', (byte)'f' => '\f', (byte)'n' => '\n', (byte)'r' => '\r', (byte)'t' => '\t', _ => c };
+                    i += 2;
+                    break;
+            }
+
+            var rune = new Rune(codePoint);
+            if (written + rune.Utf8SequenceLength > destination.Length)
+            {
+                return -1;
+            }
+
+            written += rune.EncodeToUtf8(destination[written..]);
+        }
+
+        return written;
+    }
+
+    private static bool IsMediaKey(ReadOnlySpan<byte> key) =>
+        key.SequenceEqual("image_url"u8) || key.SequenceEqual("input_audio"u8) || key.SequenceEqual("audio"u8)
+        || key.SequenceEqual("file"u8) || key.SequenceEqual("file_data"u8) || key.SequenceEqual("file_id"u8)
+        || key.SequenceEqual("image"u8) || key.SequenceEqual("video_url"u8);
+
+    private ref struct ScanState(ITokenCounter counter, int mediaTokens, PromptText ranges, TextCountCache? cache)
     {
         private byte[]? _scratch;
 
@@ -292,31 +733,70 @@ internal static class OpenAIRequestParser
         public long Text;
         public long Fixed;
 
-        public void CountString(ref Utf8JsonReader reader)
+        /// <summary>Counts one prompt string, given by its raw (escaped) content [start, end).</summary>
+        public void CountString(ReadOnlySpan<byte> body, int start, int end, bool escaped)
         {
-            var raw = reader.ValueSpan;
-            if (raw.IsEmpty)
+            if (end == start || ranges is null)
             {
                 return;
             }
 
-            var start = (int)reader.TokenStartIndex + 1;
-            if (!reader.ValueIsEscaped)
+            ranges.Add(new TextRange(start, end - start, escaped));
+            if (!counter.IsExact)
             {
-                ranges.Add(new TextRange(start, raw.Length, false));
-                Text += counter.CountTokens(raw);
+                Text += Count(body.Slice(start, end - start), escaped);
+            }
+        }
+
+        /// <summary>An exact counter goes after the scan, over the recorded ranges (a failed parse costs no tokenizing).</summary>
+        public void CountDeferred(ReadOnlySpan<byte> body)
+        {
+            if (ranges is null || !counter.IsExact)
+            {
                 return;
             }
 
-            if (_scratch is null || _scratch.Length < raw.Length)
+            foreach (var range in ranges.Ranges)
             {
-                ReturnScratch();
-                _scratch = ArrayPool<byte>.Shared.Rent(Math.Max(raw.Length, 256));
+                Text += Count(body.Slice(range.Start, range.Length), range.IsEscaped);
+            }
+        }
+
+        private int Count(ReadOnlySpan<byte> raw, bool escaped)
+        {
+            UInt128 key = default;
+            var cached = cache is not null && raw.Length >= TextCountCache.MinBytes;
+            if (cached)
+            {
+                key = TextCountCache.Hash(raw);
+                if (cache!.TryGet(key, out var hit))
+                {
+                    return hit;
+                }
             }
 
-            var written = reader.CopyString(_scratch);
-            ranges.Add(new TextRange(start, raw.Length, true));
-            Text += counter.CountTokens(_scratch.AsSpan(0, written));
+            int count;
+            if (!escaped)
+            {
+                count = counter.CountTokens(raw);
+            }
+            else
+            {
+                if (_scratch is null || _scratch.Length < raw.Length)
+                {
+                    ReturnScratch();
+                    _scratch = ArrayPool<byte>.Shared.Rent(Math.Max(raw.Length, 256));
+                }
+
+                count = counter.CountTokens(_scratch.AsSpan(0, Unescape(raw, _scratch)));
+            }
+
+            if (cached)
+            {
+                cache!.Set(key, count);
+            }
+
+            return count;
         }
 
         public void ReturnScratch()

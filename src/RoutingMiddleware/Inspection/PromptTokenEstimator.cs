@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Collections.Concurrent;
-using System.Text.Json;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 using ModelRouting.Configuration;
@@ -30,7 +29,14 @@ internal sealed class PromptTokenEstimator : IDisposable
         // Least recently used entries beyond the size limit are compacted away (each count has Size 1).
         _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = Math.Max(1, options.CurrentValue.TokenEstimation.CacheSize) });
         _createExact = encoding => new TiktokenTokenCounter(encoding, _cache);
+        HeuristicCache = new TextCountCache(options.CurrentValue.TokenEstimation.CacheSize);
     }
+
+    /// <summary>Gets the cache of heuristic counts by raw string bytes (Heuristic mode's single pass).</summary>
+    public TextCountCache HeuristicCache { get; }
+
+    /// <summary>Gets the cache for the single pass: the heuristic's, or none when the pass counts exactly (the exact counter caches itself).</summary>
+    public TextCountCache? PassCache => IsTiktokenMode ? null : HeuristicCache;
 
     public void Dispose() => _cache.Dispose();
 
@@ -99,10 +105,7 @@ internal sealed class PromptTokenEstimator : IDisposable
                     scratch = ArrayPool<byte>.Shared.Rent(Math.Max(raw.Length, 256));
                 }
 
-                // The range is the string's content; unescape it through a reader over the quoted token.
-                var reader = new Utf8JsonReader(body.Slice(range.Start - 1, range.Length + 2));
-                reader.Read();
-                var written = reader.CopyString(scratch);
+                var written = OpenAIRequestParser.Unescape(raw, scratch);
                 total += counter.CountTokens(scratch.AsSpan(0, written));
             }
         }

@@ -147,7 +147,7 @@ internal sealed partial class ModelRoutingMiddleware(
     private Decision Decide(ReadOnlySpan<byte> body, RoutingState state)
     {
         using var text = new PromptText();
-        var parsed = OpenAIRequestParser.Parse(body, estimator.PassCounter, state.TokenEstimation.MediaPartTokens, text);
+        var parsed = OpenAIRequestParser.Parse(body, estimator.PassCounter, state.TokenEstimation.MediaPartTokens, text, estimator.PassCache);
         switch (parsed.Error)
         {
             case BodyError.InvalidJson:

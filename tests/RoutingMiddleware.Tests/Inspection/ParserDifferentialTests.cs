@@ -1,0 +1,146 @@
+using System.Text;
+using System.Text.Json;
+using ModelRouting.Inspection;
+
+namespace ModelRouting.Tests.Inspection;
+
+/// <summary>
+/// Holds the gateway's own JSON scanner to System.Text.Json's verdicts: on thousands of mutated bodies, a body
+/// is refused as invalid exactly when Utf8JsonReader (plus UTF-8 and escape decoding) refuses it; and escapes
+/// never change the estimate.
+/// </summary>
+public sealed class ParserDifferentialTests
+{
+    private static readonly string[] s_seeds =
+    [
+        """{"model":"m","messages":[{"role":"user","content":"hi\nthere \"q\" caf\u00e9 \ud83d\ude00"}],"max_tokens":12}""",
+        """{"model":null,"prompt":[[1,2,3],[4]],"temperature":-1.5e-3,"stop":["\n","END"],"n":1,"logit_bias":{"50256":-100}}""",
+        """ { "input" : [ "a" , "b\\c" ] , "model" : "org/emb:v1" , "dimensions" : 256, "x": [true,false,null,{}, []] } """,
+        """{"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"integer","minimum":0}}}}}],"messages":[]}""",
+        """{"instructions":"Be terse.","input":[{"role":"user","content":[{"type":"input_text","text":"x\ty"},{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}]}""",
+    ];
+
+    private static readonly byte[] s_interesting = "{}[]\",:\\/ubnrt0123456789-+.eE truefalsenull\u0001"u8.ToArray().Concat(new byte[] { 0x00, 0x1F, 0x80, 0xC3, 0xA9, 0xFF, (byte)'\n' }).ToArray();
+
+    [Fact]
+    public void MutatedBodies_InvalidExactlyWhenSystemTextJsonSaysSo()
+    {
+        var random = new Random(12345);
+        var disagreements = new List<string>();
+        var checkedCount = 0;
+        for (var n = 0; n < 20_000; n++)
+        {
+            var body = Mutate(Encoding.UTF8.GetBytes(s_seeds[n % s_seeds.Length]), random, 1 + random.Next(3));
+            using var text = new PromptText();
+            var parsed = OpenAIRequestParser.Parse(body, HeuristicTokenCounter.Instance, 100, text);
+            if (parsed.Error is BodyError.NotAnObject or BodyError.ModelNotString or BodyError.DuplicateModel)
+            {
+                continue; // refused before reading the whole body: no verdict on the rest
+            }
+
+            checkedCount++;
+            var oursValid = parsed.Error == BodyError.None;
+            var referenceValid = IsValidBySystemTextJson(body, out var topIsObject);
+            if (!topIsObject && referenceValid)
+            {
+                continue;
+            }
+
+            if (oursValid != referenceValid)
+            {
+                disagreements.Add($"{(oursValid ? "accepted" : "refused")}: {Encoding.UTF8.GetString(body)}");
+            }
+        }
+
+        Assert.True(checkedCount > 5_000, $"only {checkedCount} bodies were compared");
+        Assert.True(disagreements.Count == 0, string.Join("\n", disagreements.Take(10)));
+    }
+
+    [Fact]
+    public void CorpusTexts_AsJsonStrings_EstimateEqualsThePlainText()
+    {
+        foreach (var document in TokenCorpus.Documents)
+        {
+            var text = Encoding.UTF8.GetString(document.Utf8);
+            var body = JsonSerializer.SerializeToUtf8Bytes(new { prompt = text }); // escapes quotes, controls, non-ASCII as \uXXXX
+            using var ranges = new PromptText();
+
+            var parsed = OpenAIRequestParser.Parse(body, HeuristicTokenCounter.Instance, 0, ranges, new TextCountCache(64));
+
+            Assert.Equal(BodyError.None, parsed.Error);
+            Assert.Equal(HeuristicTokenCounter.Instance.CountTokens(document.Utf8), parsed.TextTokens);
+        }
+    }
+
+    [Fact]
+    public void Cache_RepeatedTextsGiveTheSameCount()
+    {
+        var cache = new TextCountCache(16);
+        var body = Encoding.UTF8.GetBytes($$"""{"messages":[{"role":"system","content":"{{new string('x', 300)}} words \n and more"}]}""");
+        using var first = new PromptText();
+        using var second = new PromptText();
+
+        var cold = OpenAIRequestParser.Parse(body, HeuristicTokenCounter.Instance, 0, first, cache);
+        var warm = OpenAIRequestParser.Parse(body, HeuristicTokenCounter.Instance, 0, second, cache);
+
+        Assert.Equal(cold.TextTokens, warm.TextTokens);
+        Assert.Equal(16, cache.Capacity);
+    }
+
+    private static byte[] Mutate(byte[] body, Random random, int edits)
+    {
+        var list = body.ToList();
+        for (var e = 0; e < edits && list.Count > 1; e++)
+        {
+            var at = random.Next(list.Count);
+            switch (random.Next(3))
+            {
+                case 0:
+                    list.RemoveAt(at);
+                    break;
+                case 1:
+                    list.Insert(at, s_interesting[random.Next(s_interesting.Length)]);
+                    break;
+                default:
+                    list[at] = s_interesting[random.Next(s_interesting.Length)];
+                    break;
+            }
+        }
+
+        return [.. list];
+    }
+
+    private static bool IsValidBySystemTextJson(byte[] body, out bool topIsObject)
+    {
+        topIsObject = false;
+        if (!System.Text.Unicode.Utf8.IsValid(body))
+        {
+            return false;
+        }
+
+        try
+        {
+            var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 256 });
+            var first = true;
+            while (reader.Read())
+            {
+                if (first)
+                {
+                    topIsObject = reader.TokenType == JsonTokenType.StartObject;
+                    first = false;
+                }
+
+                if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName)
+                {
+                    _ = reader.GetString(); // throws for escapes that are not valid text (lone surrogates)
+                }
+            }
+
+            return !first;
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+}
