@@ -53,7 +53,16 @@ public sealed class HeuristicTokenCounter : ITokenCounter
     private const double LongSpaceRate = 0.008;
     private const double ExtraNewlineRate = 0.0625;
 
-    private enum CharClass
+    /// <summary>The class of each ASCII byte: letters, digits, newlines (\n, \r), spaces (space, \t, \v, \f), punctuation.</summary>
+    private static ReadOnlySpan<byte> AsciiClasses =>
+    [
+        5, 5, 5, 5, 5, 5, 5, 5, 5, 3, 4, 3, 3, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+        3, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 5, 5, 5, 5, 5, 5,
+        5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 5, 5, 5, 5,
+        5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 5, 5, 5, 5,
+    ];
+
+    private enum CharClass : byte
     {
         Letter,
         OtherLetter,
@@ -129,7 +138,7 @@ public sealed class HeuristicTokenCounter : ITokenCounter
                     {
                         var start = i;
                         var repeated = 0;
-                        while (i < text.Length && text[i] < 0x80 && IsAsciiPunctuation(text[i]))
+                        while (i < text.Length && text[i] < 0x80 && AsciiClasses[text[i]] == (byte)CharClass.Punctuation)
                         {
                             if (i - start >= LongRun && text[i] == text[i - 1])
                             {
@@ -196,6 +205,24 @@ public sealed class HeuristicTokenCounter : ITokenCounter
         while (i < text.Length)
         {
             var b = text[i];
+
+            // Fast path: a run of lower-case letters that stays short of the long-run rates.
+            if (b - (uint)'a' <= 'z' - 'a' && ascii + other < LongRun - 1)
+            {
+                var end = i + 1;
+                var limit = Math.Min(text.Length, i + (LongRun - ascii - other));
+                while (end < limit && text[end] - (uint)'a' <= 'z' - 'a')
+                {
+                    end++;
+                }
+
+                ascii += end - i;
+                previous = text[end - 1];
+                previousLower = true;
+                i = end;
+                continue;
+            }
+
             if (b < 0x80)
             {
                 if (!IsAsciiLetter(b))
@@ -312,11 +339,7 @@ public sealed class HeuristicTokenCounter : ITokenCounter
         if (b < 0x80)
         {
             length = 1;
-            return IsAsciiLetter(b) ? CharClass.Letter
-                : IsDigit(b) ? CharClass.Digit
-                : IsNewline(b) ? CharClass.Newline
-                : IsSpace(b) ? CharClass.Space
-                : CharClass.Punctuation;
+            return (CharClass)AsciiClasses[b];
         }
 
         int codePoint;
@@ -378,5 +401,4 @@ public sealed class HeuristicTokenCounter : ITokenCounter
 
     private static bool IsSpace(byte b) => b is (byte)' ' or (byte)'\t' or 0x0B or 0x0C;
 
-    private static bool IsAsciiPunctuation(byte b) => !IsAsciiLetter(b) && !IsDigit(b) && !IsNewline(b) && !IsSpace(b);
 }

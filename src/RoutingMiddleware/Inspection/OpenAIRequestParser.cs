@@ -507,13 +507,25 @@ internal static class OpenAIRequestParser
         escaped = false;
         while (true)
         {
-            var k = body[i..].IndexOfAny(s_stringSpecials);
-            if (k < 0)
+            // A few bytes one by one first: escapes often come close together (\" in JSON, \n in code),
+            // and a vectorized search costs more to start than it saves on short stretches.
+            var probeEnd = Math.Min(i + 16, body.Length);
+            while (i < probeEnd && !IsStringSpecial(body[i]))
             {
-                return Fail;
+                i++;
             }
 
-            i += k;
+            if (i == probeEnd)
+            {
+                var k = body[i..].IndexOfAny(s_stringSpecials);
+                if (k < 0)
+                {
+                    return Fail;
+                }
+
+                i += k;
+            }
+
             var c = body[i];
             if (c == '"')
             {
@@ -533,6 +545,9 @@ internal static class OpenAIRequestParser
             }
         }
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool IsStringSpecial(byte c) => c < 0x20 || c == '"' || c == '\\';
 
     // Validates the escape at i (a backslash); returns the index after it. \u escapes must pair surrogates.
     private static int ScanEscape(ReadOnlySpan<byte> body, int i)
