@@ -342,6 +342,11 @@ internal static class OpenAIRequestParser
         {
             case (byte)'"':
                 {
+                    if (mode != Mode.Skip && state.TryCountCached(body, i + 1))
+                    {
+                        return state.CachedEnd + 1;
+                    }
+
                     var end = ScanString(body, i + 1, out var escaped);
                     if (end != Fail && mode != Mode.Skip)
                     {
@@ -740,6 +745,27 @@ internal static class OpenAIRequestParser
         || key.SequenceEqual("file"u8) || key.SequenceEqual("file_data"u8) || key.SequenceEqual("file_id"u8)
         || key.SequenceEqual("image"u8) || key.SequenceEqual("video_url"u8);
 
+    /// <summary>Counts a raw (escaped) JSON string's text, unescaping into <paramref name="scratch"/> (pooled) when needed.</summary>
+    internal static int CountUncached(ITokenCounter counter, ReadOnlySpan<byte> raw, bool escaped, ref byte[]? scratch)
+    {
+        if (!escaped)
+        {
+            return counter.CountTokens(raw);
+        }
+
+        if (scratch is null || scratch.Length < raw.Length)
+        {
+            if (scratch is not null)
+            {
+                ArrayPool<byte>.Shared.Return(scratch);
+            }
+
+            scratch = ArrayPool<byte>.Shared.Rent(Math.Max(raw.Length, 256));
+        }
+
+        return counter.CountTokens(scratch.AsSpan(0, Unescape(raw, scratch)));
+    }
+
     private ref struct ScanState(ITokenCounter counter, int mediaTokens, PromptText ranges, TextCountCache? cache)
     {
         private byte[]? _scratch;
@@ -748,7 +774,57 @@ internal static class OpenAIRequestParser
         public long Text;
         public long Fixed;
 
-        /// <summary>Counts one prompt string, given by its raw (escaped) content [start, end).</summary>
+        /// <summary>Gets the index of the closing quote of the string <see cref="TryCountCached"/> took.</summary>
+        public int CachedEnd { get; private set; }
+
+        /// <summary>
+        /// Counts a long prompt string from the cache when its raw bytes were seen before: those bytes were
+        /// validated then, so only the closing quote is looked for (a quote after an even run of backslashes).
+        /// </summary>
+        public bool TryCountCached(ReadOnlySpan<byte> body, int start)
+        {
+            if (cache is null || ranges is null)
+            {
+                return false;
+            }
+
+            var end = start;
+            while (true)
+            {
+                var k = body[end..].IndexOf((byte)'"');
+                if (k < 0)
+                {
+                    return false;
+                }
+
+                end += k;
+                var backslashes = 0;
+                while (end - backslashes - 1 >= start && body[end - backslashes - 1] == '\\')
+                {
+                    backslashes++;
+                }
+
+                if (backslashes % 2 == 0)
+                {
+                    break;
+                }
+
+                end++;
+            }
+
+            var raw = body[start..end];
+            if (raw.Length < TextCountCache.MinBytes || !cache.TryGet(TextCountCache.Hash(raw), out var count))
+            {
+                return false;
+            }
+
+            ranges.Add(new TextRange(start, raw.Length, raw.Contains((byte)'\\'), Counted: true));
+            Text += count;
+            CachedEnd = end;
+            return true;
+        }
+
+        /// <summary>Counts one prompt string, given by its validated raw (escaped) content [start, end).</summary>
         public void CountString(ReadOnlySpan<byte> body, int start, int end, bool escaped)
         {
             if (end == start || ranges is null)
@@ -756,14 +832,15 @@ internal static class OpenAIRequestParser
                 return;
             }
 
-            ranges.Add(new TextRange(start, end - start, escaped));
-            if (!counter.IsExact)
+            var counted = !counter.IsExact;
+            ranges.Add(new TextRange(start, end - start, escaped, counted));
+            if (counted)
             {
                 Text += Count(body.Slice(start, end - start), escaped);
             }
         }
 
-        /// <summary>An exact counter goes after the scan, over the recorded ranges (a failed parse costs no tokenizing).</summary>
+        /// <summary>An exact counter goes after the scan, over the ranges not counted yet (a failed parse costs no tokenizing).</summary>
         public void CountDeferred(ReadOnlySpan<byte> body)
         {
             if (ranges is null || !counter.IsExact)
@@ -773,42 +850,19 @@ internal static class OpenAIRequestParser
 
             foreach (var range in ranges.Ranges)
             {
-                Text += Count(body.Slice(range.Start, range.Length), range.IsEscaped);
+                if (!range.Counted)
+                {
+                    Text += Count(body.Slice(range.Start, range.Length), range.IsEscaped);
+                }
             }
         }
 
         private int Count(ReadOnlySpan<byte> raw, bool escaped)
         {
-            UInt128 key = default;
-            var cached = cache is not null && raw.Length >= TextCountCache.MinBytes;
-            if (cached)
+            var count = CountUncached(counter, raw, escaped, ref _scratch);
+            if (cache is not null && raw.Length >= TextCountCache.MinBytes)
             {
-                key = TextCountCache.Hash(raw);
-                if (cache!.TryGet(key, out var hit))
-                {
-                    return hit;
-                }
-            }
-
-            int count;
-            if (!escaped)
-            {
-                count = counter.CountTokens(raw);
-            }
-            else
-            {
-                if (_scratch is null || _scratch.Length < raw.Length)
-                {
-                    ReturnScratch();
-                    _scratch = ArrayPool<byte>.Shared.Rent(Math.Max(raw.Length, 256));
-                }
-
-                count = counter.CountTokens(_scratch.AsSpan(0, Unescape(raw, _scratch)));
-            }
-
-            if (cached)
-            {
-                cache!.Set(key, count);
+                cache.Set(TextCountCache.Hash(raw), count);
             }
 
             return count;

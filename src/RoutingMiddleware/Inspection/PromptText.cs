@@ -2,8 +2,8 @@ using System.Buffers;
 
 namespace ModelRouting.Inspection;
 
-/// <summary>Where a prompt-carrying JSON string sits in the body (its raw bytes, between the quotes).</summary>
-internal readonly record struct TextRange(int Start, int Length, bool IsEscaped);
+/// <summary>Where a prompt-carrying JSON string sits in the body (its raw bytes, between the quotes); <c>Counted</c>: already in the pass's total.</summary>
+internal readonly record struct TextRange(int Start, int Length, bool IsEscaped, bool Counted = false);
 
 /// <summary>
 /// The prompt strings one forward pass found, recorded as ranges of the body so an exact recount reads

@@ -19,6 +19,7 @@ internal sealed class PromptTokenEstimator : IDisposable
     private readonly MemoryCache _cache;
     private readonly Func<string, ITokenCounter> _createExact;
     private readonly ConcurrentDictionary<string, ITokenCounter> _exact = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, TextCountCache> _exactCaches = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Creates the estimator; exact counts share one cache bounded by <c>TokenEstimation:CacheSize</c> entries.</summary>
     public PromptTokenEstimator(IOptionsMonitor<ModelRoutingOptions> options, ITokenCounter heuristic)
@@ -35,8 +36,8 @@ internal sealed class PromptTokenEstimator : IDisposable
     /// <summary>Gets the cache of heuristic counts by raw string bytes (Heuristic mode's single pass).</summary>
     public TextCountCache HeuristicCache { get; }
 
-    /// <summary>Gets the cache for the single pass: the heuristic's, or none when the pass counts exactly (the exact counter caches itself).</summary>
-    public TextCountCache? PassCache => IsTiktokenMode ? null : HeuristicCache;
+    /// <summary>Gets the cache for the single pass: the heuristic's, or the exact counts' of the global encoding in Tiktoken mode.</summary>
+    public TextCountCache PassCache => IsTiktokenMode ? ExactCache(Settings.Encoding) : HeuristicCache;
 
     public void Dispose() => _cache.Dispose();
 
@@ -81,7 +82,9 @@ internal sealed class PromptTokenEstimator : IDisposable
     /// <summary>Counts the prompt exactly from the ranges the single pass recorded; no second parse.</summary>
     public long CountExactly(ReadOnlySpan<byte> body, ReadOnlySpan<TextRange> ranges, in ParsedRequest parsed, ModelEndpoint? endpoint)
     {
-        var counter = Exact(endpoint?.TokenEncoding ?? Settings.Encoding);
+        var encoding = endpoint?.TokenEncoding ?? Settings.Encoding;
+        var counter = Exact(encoding);
+        var cache = ExactCache(encoding);
         long total = parsed.FixedTokens;
         byte[]? scratch = null;
         try
@@ -89,24 +92,20 @@ internal sealed class PromptTokenEstimator : IDisposable
             foreach (var range in ranges)
             {
                 var raw = body.Slice(range.Start, range.Length);
-                if (!range.IsEscaped)
+                if (raw.Length < TextCountCache.MinBytes)
                 {
-                    total += counter.CountTokens(raw);
+                    total += OpenAIRequestParser.CountUncached(counter, raw, range.IsEscaped, ref scratch);
                     continue;
                 }
 
-                if (scratch is null || scratch.Length < raw.Length)
+                var key = TextCountCache.Hash(raw);
+                if (!cache.TryGet(key, out var count))
                 {
-                    if (scratch is not null)
-                    {
-                        ArrayPool<byte>.Shared.Return(scratch);
-                    }
-
-                    scratch = ArrayPool<byte>.Shared.Rent(Math.Max(raw.Length, 256));
+                    count = OpenAIRequestParser.CountUncached(counter, raw, range.IsEscaped, ref scratch);
+                    cache.Set(key, count);
                 }
 
-                var written = OpenAIRequestParser.Unescape(raw, scratch);
-                total += counter.CountTokens(scratch.AsSpan(0, written));
+                total += count;
             }
         }
         finally
@@ -119,4 +118,8 @@ internal sealed class PromptTokenEstimator : IDisposable
 
         return total;
     }
+
+    /// <summary>Gets the cache of exact counts of an encoding, by raw string bytes.</summary>
+    private TextCountCache ExactCache(string encoding) =>
+        _exactCaches.GetOrAdd(encoding, static (_, size) => new TextCountCache(size), Settings.CacheSize);
 }

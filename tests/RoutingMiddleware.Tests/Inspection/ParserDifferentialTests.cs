@@ -18,6 +18,7 @@ public sealed class ParserDifferentialTests
         """ { "input" : [ "a" , "b\\c" ] , "model" : "org/emb:v1" , "dimensions" : 256, "x": [true,false,null,{}, []] } """,
         """{"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"integer","minimum":0}}}}}],"messages":[]}""",
         """{"instructions":"Be terse.","input":[{"role":"user","content":[{"type":"input_text","text":"x\ty"},{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}]}""",
+        """{"model":"m","messages":[{"role":"system","content":"A long system prompt with \"quotes\", \\backslashes\\, a tab\t, unicode \u00e9 and \ud83d\ude00, repeated so it is long enough to be cached by the gateway: lorem ipsum dolor sit amet."},{"role":"user","content":"hi"}]}""",
     ];
 
     private static readonly byte[] s_interesting = "{}[]\",:\\/ubnrt0123456789-+.eE truefalsenull\u0001"u8.ToArray().Concat(new byte[] { 0x00, 0x1F, 0x80, 0xC3, 0xA9, 0xFF, (byte)'\n' }).ToArray();
@@ -26,13 +27,14 @@ public sealed class ParserDifferentialTests
     public void MutatedBodies_InvalidExactlyWhenSystemTextJsonSaysSo()
     {
         var random = new Random(12345);
+        var cache = new TextCountCache(1024); // shared: long strings seen before take the cached path
         var disagreements = new List<string>();
         var checkedCount = 0;
         for (var n = 0; n < 20_000; n++)
         {
             var body = Mutate(Encoding.UTF8.GetBytes(s_seeds[n % s_seeds.Length]), random, 1 + random.Next(3));
             using var text = new PromptText();
-            var parsed = OpenAIRequestParser.Parse(body, HeuristicTokenCounter.Instance, 100, text);
+            var parsed = OpenAIRequestParser.Parse(body, HeuristicTokenCounter.Instance, 100, text, n % 2 == 0 ? cache : null);
             if (parsed.Error is BodyError.NotAnObject or BodyError.ModelNotString or BodyError.DuplicateModel)
             {
                 continue; // refused before reading the whole body: no verdict on the rest
