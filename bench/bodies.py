@@ -7,8 +7,11 @@ PROSE = ("The gateway reads the request body once, estimates the prompt's tokens
 CODE = "public static int Add(int a, int b)\n{\n    return a + b; // the sum\n}\n"
 JSON = "{\"id\": 42, \"name\": \"widget\", \"tags\": [\"a\", \"b\"], \"price\": 12.5}\n"
 
-def repeat(unit, n):
-    return (unit * (n // len(unit) + 1))[:max(1, n)]
+def repeat(unit, n, turn=0):
+    # Each turn starts somewhere else in the text, as the turns of a real conversation differ.
+    start = (turn * 7) % len(unit)
+    text = f"Turn {turn}: " + (unit * (n // len(unit) + 2))[start:]
+    return text[:max(1, n)]
 
 def body(size, model, stream=False):
     messages = [{"role": "system", "content": repeat(PROSE, min(2048, size // 2))}]
@@ -21,7 +24,7 @@ def body(size, model, stream=False):
         if current >= size - 64:
             return json.dumps(doc).encode()
         unit = (PROSE, CODE, JSON)[turn % 3]
-        messages.append({"role": "user" if turn % 2 == 0 else "assistant", "content": repeat(unit, min(2048, size - current - 64))})
+        messages.append({"role": "user" if turn % 2 == 0 else "assistant", "content": repeat(unit, min(2048, size - current - 64), turn)})
         turn += 1
 
 out, model = sys.argv[1], sys.argv[2]

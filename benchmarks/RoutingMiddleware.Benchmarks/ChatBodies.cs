@@ -22,7 +22,8 @@ internal static class ChatBodies
         var turn = 0;
         while (size < bytes)
         {
-            var text = (turn % 3) switch
+            // Each turn starts differently, as the turns of a real conversation do.
+            var text = $"Turn {turn}: " + (turn % 3) switch
             {
                 0 => Repeat(Prose, Math.Min(2048, bytes - size)),
                 1 => Repeat(Code, Math.Min(2048, bytes - size)),

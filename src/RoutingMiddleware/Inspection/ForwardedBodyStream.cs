@@ -90,7 +90,7 @@ internal sealed class ForwardedBodyStream : Stream
         var buffer = Interlocked.Exchange(ref _buffer, null);
         if (buffer is not null)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            RequestBodyReader.BodyBufferPool.Return(buffer);
         }
 
         base.Dispose(disposing);

@@ -779,7 +779,7 @@ internal static class OpenAIRequestParser
 
         /// <summary>
         /// Counts a long prompt string from the cache when its raw bytes were seen before: those bytes were
-        /// validated then, so only the closing quote is looked for (a quote after an even run of backslashes).
+        /// validated then, and the cache knows their length, so the string is not even scanned.
         /// </summary>
         public bool TryCountCached(ReadOnlySpan<byte> body, int start)
         {
@@ -788,39 +788,47 @@ internal static class OpenAIRequestParser
                 return false;
             }
 
-            var end = start;
-            while (true)
+            if (!cache.TryGetByStart(body, start, out var length, out var count, out var escaped))
             {
-                var k = body[end..].IndexOf((byte)'"');
-                if (k < 0)
+                // Not found by its first bytes (or they are shared with another cached string): find the end
+                // (a quote after an even run of backslashes) and look the whole string up.
+                var end = start;
+                while (true)
+                {
+                    var k = body[end..].IndexOf((byte)'"');
+                    if (k < 0)
+                    {
+                        return false;
+                    }
+
+                    end += k;
+                    var backslashes = 0;
+                    while (end - backslashes - 1 >= start && body[end - backslashes - 1] == '\\')
+                    {
+                        backslashes++;
+                    }
+
+                    if (backslashes % 2 == 0)
+                    {
+                        break;
+                    }
+
+                    end++;
+                }
+
+                var raw = body[start..end];
+                if (!cache.TryGet(raw, out count))
                 {
                     return false;
                 }
 
-                end += k;
-                var backslashes = 0;
-                while (end - backslashes - 1 >= start && body[end - backslashes - 1] == '\\')
-                {
-                    backslashes++;
-                }
-
-                if (backslashes % 2 == 0)
-                {
-                    break;
-                }
-
-                end++;
+                length = raw.Length;
+                escaped = raw.Contains((byte)'\\');
             }
 
-            var raw = body[start..end];
-            if (raw.Length < TextCountCache.MinBytes || !cache.TryGet(TextCountCache.Hash(raw), out var count))
-            {
-                return false;
-            }
-
-            ranges.Add(new TextRange(start, raw.Length, raw.Contains((byte)'\\'), Counted: true));
+            ranges.Add(new TextRange(start, length, escaped, Counted: true));
             Text += count;
-            CachedEnd = end;
+            CachedEnd = start + length;
             return true;
         }
 
@@ -860,11 +868,7 @@ internal static class OpenAIRequestParser
         private int Count(ReadOnlySpan<byte> raw, bool escaped)
         {
             var count = CountUncached(counter, raw, escaped, ref _scratch);
-            if (cache is not null && raw.Length >= TextCountCache.MinBytes)
-            {
-                cache.Set(TextCountCache.Hash(raw), count);
-            }
-
+            cache?.Set(raw, count, escaped);
             return count;
         }
 

@@ -92,17 +92,10 @@ internal sealed class PromptTokenEstimator : IDisposable
             foreach (var range in ranges)
             {
                 var raw = body.Slice(range.Start, range.Length);
-                if (raw.Length < TextCountCache.MinBytes)
-                {
-                    total += OpenAIRequestParser.CountUncached(counter, raw, range.IsEscaped, ref scratch);
-                    continue;
-                }
-
-                var key = TextCountCache.Hash(raw);
-                if (!cache.TryGet(key, out var count))
+                if (!cache.TryGet(raw, out var count))
                 {
                     count = OpenAIRequestParser.CountUncached(counter, raw, range.IsEscaped, ref scratch);
-                    cache.Set(key, count);
+                    cache.Set(raw, count, range.IsEscaped);
                 }
 
                 total += count;

@@ -25,6 +25,13 @@ internal enum BodyReadFailure
 /// </summary>
 internal static class RequestBodyReader
 {
+    /// <summary>
+    /// The pool of body buffers. ArrayPool.Shared keeps only a few large arrays per core, so under concurrent
+    /// 256 KB+ bodies most rentals missed and became large-object-heap garbage (gen 2 collections on the hot
+    /// path). This pool keeps up to 32 buffers per size up to 4 MiB; larger bodies are rare and rented fresh.
+    /// </summary>
+    internal static readonly ArrayPool<byte> BodyBufferPool = ArrayPool<byte>.Create(4 * 1024 * 1024, 32);
+
     private const int FirstRental = 16 * 1024;
     private const int MaxFirstRental = 1024 * 1024;
 
@@ -75,7 +82,7 @@ internal static class RequestBodyReader
         var initial = request.ContentLength is { } length && !decoded
             ? (int)Math.Clamp(length + 1, 1, MaxFirstRental)
             : FirstRental;
-        var buffer = ArrayPool<byte>.Shared.Rent(initial);
+        var buffer = BodyBufferPool.Rent(initial);
         var total = 0;
         try
         {
@@ -85,13 +92,13 @@ internal static class RequestBodyReader
                 {
                     if (total > limit)
                     {
-                        ArrayPool<byte>.Shared.Return(buffer);
+                        BodyBufferPool.Return(buffer);
                         return new(null, 0, BodyReadFailure.TooLarge);
                     }
 
-                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, Math.Min(limit + 1, Array.MaxLength)));
+                    var bigger = BodyBufferPool.Rent((int)Math.Min((long)buffer.Length * 2, Math.Min(limit + 1, Array.MaxLength)));
                     buffer.AsSpan(0, total).CopyTo(bigger);
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    BodyBufferPool.Return(buffer);
                     buffer = bigger;
                 }
 
@@ -104,26 +111,26 @@ internal static class RequestBodyReader
                 total += read;
                 if (total > limit)
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    BodyBufferPool.Return(buffer);
                     return new(null, 0, BodyReadFailure.TooLarge);
                 }
             }
         }
         catch (BadHttpRequestException e)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            BodyBufferPool.Return(buffer);
             return e.StatusCode == StatusCodes.Status413PayloadTooLarge
                 ? new(null, 0, BodyReadFailure.TooLarge)
                 : new(null, 0, BodyReadFailure.Malformed, e.Message);
         }
         catch (InvalidDataException e)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            BodyBufferPool.Return(buffer);
             return new(null, 0, BodyReadFailure.Malformed, $"The {encoding} body could not be decoded: {e.Message}");
         }
         catch
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            BodyBufferPool.Return(buffer);
             throw;
         }
         finally

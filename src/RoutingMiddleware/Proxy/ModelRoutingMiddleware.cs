@@ -89,7 +89,7 @@ internal sealed partial class ModelRoutingMiddleware(
         var decision = Decide(buffer.AsSpan(0, read.Length), state);
         if (decision.Error is { } error)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            RequestBodyReader.BodyBufferPool.Return(buffer);
             Log.Refused(logger, error.Code, error.Message);
             await error.WriteAsync(context);
             return;
@@ -98,7 +98,7 @@ internal sealed partial class ModelRoutingMiddleware(
         var endpoint = decision.Endpoint!;
         if (!proxyState.TryGetCluster(endpoint.Cluster, out var cluster) || !TryReassign(context, cluster))
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            RequestBodyReader.BodyBufferPool.Return(buffer);
             await OpenAIError.UpstreamUnavailable(StatusCodes.Status503ServiceUnavailable,
                 $"The cluster '{endpoint.Cluster}' that serves model `{endpoint.Id}` is not available.").WriteAsync(context);
             return;

@@ -1,0 +1,74 @@
+using System.Text;
+using ModelRouting.Inspection;
+
+namespace ModelRouting.Tests.Inspection;
+
+public sealed class TextCountCacheTests
+{
+    private static readonly string s_long = string.Concat(Enumerable.Repeat("The quick brown fox jumps over the lazy dog. ", 6));
+
+    private static byte[] Body(params string[] strings) =>
+        Encoding.UTF8.GetBytes("{\"a\":[" + string.Join(",", strings.Select(s => "\"" + s + "\"")) + "]}");
+
+    [Fact]
+    public void ByStart_FindsAStringSetBefore_WithItsLength()
+    {
+        var cache = new TextCountCache(64);
+        var raw = Encoding.UTF8.GetBytes(s_long);
+        cache.Set(raw, 42, escaped: false);
+        var body = Body(s_long, "x");
+
+        Assert.True(cache.TryGetByStart(body, 7, out var length, out var count, out var escaped));
+        Assert.Equal((raw.Length, 42, false), (length, count, escaped));
+    }
+
+    [Fact]
+    public void ByStart_SamePrefixOtherEnding_IsAMiss_ButTheWholeStringStillHits()
+    {
+        var cache = new TextCountCache(64);
+        cache.Set(Encoding.UTF8.GetBytes(s_long + "first"), 1, escaped: false);
+        cache.Set(Encoding.UTF8.GetBytes(s_long + "second one"), 2, escaped: false);
+
+        // The prefix slot holds the second; the first is found by its whole bytes.
+        Assert.False(cache.TryGetByStart(Body(s_long + "first"), 7, out _, out _, out _));
+        Assert.True(cache.TryGet(Encoding.UTF8.GetBytes(s_long + "first"), out var first));
+        Assert.Equal(1, first);
+        Assert.True(cache.TryGetByStart(Body(s_long + "first"), 7, out _, out var again, out _));
+        Assert.Equal(1, again);
+    }
+
+    [Fact]
+    public void ByStart_SameLengthDifferentBytes_IsAMiss()
+    {
+        var cache = new TextCountCache(64);
+        cache.Set(Encoding.UTF8.GetBytes(s_long + "aaaa"), 7, escaped: false);
+
+        Assert.False(cache.TryGetByStart(Body(s_long + "aaab"), 7, out _, out _, out _));
+        Assert.False(cache.TryGet(Encoding.UTF8.GetBytes(s_long + "aaab"), out _));
+    }
+
+    [Fact]
+    public void ShortStrings_AreNotKept()
+    {
+        var cache = new TextCountCache(64);
+        cache.Set("short"u8, 1, escaped: false);
+
+        Assert.False(cache.TryGet("short"u8, out _));
+    }
+
+    [Fact]
+    public void Parse_TwiceWithCache_SameResultAndRanges()
+    {
+        var cache = new TextCountCache(1024);
+        var body = Encoding.UTF8.GetBytes($$"""{"messages":[{"role":"system","content":"{{s_long}} \"quoted\" \\ end"},{"role":"user","content":"{{s_long}}x"}]}""");
+        using var first = new PromptText();
+        using var second = new PromptText();
+
+        var cold = OpenAIRequestParser.Parse(body, HeuristicTokenCounter.Instance, 0, first, cache);
+        var warm = OpenAIRequestParser.Parse(body, HeuristicTokenCounter.Instance, 0, second, cache);
+
+        Assert.Equal(BodyError.None, warm.Error);
+        Assert.Equal(cold.TextTokens, warm.TextTokens);
+        Assert.Equal(first.Ranges.ToArray().Select(r => (r.Start, r.Length, r.IsEscaped)), second.Ranges.ToArray().Select(r => (r.Start, r.Length, r.IsEscaped)));
+    }
+}
