@@ -7,7 +7,7 @@
 #   WARMUP=20 DURATION=10 bash bench/run.sh  # quick look (JIT not settled: ratios understate the proxies)
 #
 # Knobs: WARMUP (s, first size of each proxy; tiered PGO needs 45-60 s under load), WARMUP_NEXT (s, later
-# sizes), DURATION (s), CONNECTIONS, SIZES, PROXY_ENV (extra environment for the proxy, e.g.
+# sizes), WARMUP_TTFB (s of streaming load before the time-to-first-byte samples), DURATION (s), CONNECTIONS, SIZES, PROXY_ENV (extra environment for the proxy, e.g.
 # "DOTNET_gcServer=1"), MODES ("direct bare gateway").
 set -euo pipefail
 WARMUP=${WARMUP:-60}
@@ -124,7 +124,7 @@ ttfb_direct=$(ttfb "http://127.0.0.1:$BACKEND_PORT/v1/chat/completions")
 for mode in bare gateway; do
   args=""; [ "$mode" = bare ] && args="--no-model-routing"
   start_proxy "$args"
-  ttfb "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" >/dev/null # warm the path
+  run_wrk "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$work/body-stream.json" "${WARMUP_TTFB:-20}" >/dev/null # let the JIT settle on this path
   declare "ttfb_$mode=$(ttfb "http://127.0.0.1:$PROXY_PORT/v1/chat/completions")"
   kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
 done

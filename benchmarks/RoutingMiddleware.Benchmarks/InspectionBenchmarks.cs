@@ -17,6 +17,8 @@ public class InspectionBenchmarks : IDisposable
     private TiktokenTokenCounter _exactCold = null!;
     private TiktokenTokenCounter _exactWarm = null!;
     private MemoryCache _warmCache = null!;
+    private TextCountCache _heuristicCounts = null!;
+    private TextCountCache _exactCounts = null!;
 
     [Params(1024, 16 * 1024, 256 * 1024, 1024 * 1024)]
     public int BodyBytes { get; set; }
@@ -29,7 +31,10 @@ public class InspectionBenchmarks : IDisposable
         _exactCold = new TiktokenTokenCounter("o200k_base", new NoCache());
         _warmCache = new MemoryCache(new MemoryCacheOptions { SizeLimit = 10_000 });
         _exactWarm = new TiktokenTokenCounter("o200k_base", _warmCache);
-        Parse(_exactWarm); // caches the system prompt (and every other text of this body)
+        _heuristicCounts = new TextCountCache(10_000);
+        _exactCounts = new TextCountCache(10_000);
+        Parse(_exactWarm, _exactCounts); // caches the system prompt and every other text of this body
+        Parse(HeuristicTokenCounter.Instance, _heuristicCounts);
     }
 
     [GlobalCleanup]
@@ -50,19 +55,22 @@ public class InspectionBenchmarks : IDisposable
     [Benchmark(Description = "single pass, bytes/4")]
     public long BytesOverFour() => Parse(BytesOverFourCounter.Instance);
 
-    [Benchmark(Description = "single pass, heuristic")]
+    [Benchmark(Description = "single pass, heuristic, cold")]
     public long Heuristic() => Parse(HeuristicTokenCounter.Instance);
 
-    [Benchmark(Description = "single pass, exact cold")]
+    [Benchmark(Description = "single pass, heuristic, texts cached")]
+    public long HeuristicCached() => Parse(HeuristicTokenCounter.Instance, _heuristicCounts);
+
+    [Benchmark(Description = "single pass, exact, cold")]
     public long ExactCold() => Parse(_exactCold);
 
-    [Benchmark(Description = "single pass, exact cached")]
-    public long ExactCached() => Parse(_exactWarm);
+    [Benchmark(Description = "single pass, exact, texts cached")]
+    public long ExactCached() => Parse(_exactWarm, _exactCounts);
 
-    private long Parse(ITokenCounter counter)
+    private long Parse(ITokenCounter counter, TextCountCache? cache = null)
     {
         _text.Clear();
-        var parsed = OpenAIRequestParser.Parse(_body, counter, 765, _text);
+        var parsed = OpenAIRequestParser.Parse(_body, counter, 765, _text, cache);
         return parsed.PromptTokens + parsed.OutputTokens;
     }
 
