@@ -35,25 +35,29 @@ public static class GatewayApp
         }
 
         var proxyBuilder = builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
-        if (!modelRouting)
+        if (modelRouting)
         {
-            var bare = builder.Build();
-            bare.MapReverseProxy();
-            return bare;
+            AddAdminUrls(builder);
+            proxyBuilder.AddModelRouting(builder.Configuration.GetSection("ModelRouting"));
         }
 
-        AddAdminUrls(builder);
-        proxyBuilder.AddModelRouting(builder.Configuration.GetSection("ModelRouting"));
-
         var app = builder.Build();
-        app.MapReverseProxy(proxy =>
+        if (modelRouting)
         {
-            proxy.UseModelRouting();
-            proxy.UseSessionAffinity();
-            proxy.UseLoadBalancing();
-            proxy.UsePassiveHealthChecks();
-        });
-        app.MapModelRoutingAdmin();
+            app.MapReverseProxy(proxy =>
+            {
+                proxy.UseModelRouting();
+                proxy.UseSessionAffinity();
+                proxy.UseLoadBalancing();
+                proxy.UsePassiveHealthChecks();
+            });
+            app.MapModelRoutingAdmin();
+        }
+        else
+        {
+            app.MapReverseProxy();
+        }
+
         if (backends is not null)
         {
             app.Lifetime.ApplicationStopped.Register(() => backends.DisposeAsync().AsTask().GetAwaiter().GetResult());
