@@ -184,7 +184,7 @@ internal static class OpenAIRequestParser
                     {
                         var start = i;
                         i = Value(body, i, 1, Mode.Skip, rootArray: false, ref state);
-                        if (i != Fail && Utf8Parser.TryParse(body[start..i], out long n, out var consumed) && consumed == i - start && n > result.OutputTokens)
+                        if (i != Fail && OutputTokenValue(body[start..i]) is var n && n > result.OutputTokens)
                         {
                             result.OutputTokens = n;
                         }
@@ -246,6 +246,27 @@ internal static class OpenAIRequestParser
         }
 
         return reader.CopyString(destination);
+    }
+
+    /// <summary>
+    /// The output-token limit a value asks for: an integer, or a number such as <c>1e9</c>, capped at
+    /// <see cref="int.MaxValue"/> so that adding the prompt cannot overflow; anything else (null, a string, a
+    /// negative number) asks for nothing, and the backend judges it.
+    /// </summary>
+    private static long OutputTokenValue(ReadOnlySpan<byte> value)
+    {
+        if (Utf8Parser.TryParse(value, out long integer, out var consumed) && consumed == value.Length)
+        {
+            return Math.Clamp(integer, 0, int.MaxValue);
+        }
+
+        if (value.Length > 0 && value[0] is >= (byte)'0' and <= (byte)'9'
+            && double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var number))
+        {
+            return number >= int.MaxValue ? int.MaxValue : (long)Math.Ceiling(number);
+        }
+
+        return 0;
     }
 
     private static ParsedRequest Invalid(ref ParsedRequest result, string detail)

@@ -36,8 +36,6 @@ internal sealed class PromptTokenEstimator : IDisposable
     /// <summary>Gets the cache of heuristic counts by raw string bytes (Heuristic mode's single pass).</summary>
     public TextCountCache HeuristicCache { get; }
 
-    /// <summary>Gets the cache for the single pass: the heuristic's, or the exact counts' of the global encoding in Tiktoken mode.</summary>
-    public TextCountCache PassCache => IsTiktokenMode ? ExactCache(Settings.Encoding) : HeuristicCache;
 
     public void Dispose() => _cache.Dispose();
 
@@ -45,8 +43,21 @@ internal sealed class PromptTokenEstimator : IDisposable
 
     private TokenEstimationOptions Settings => _options.CurrentValue.TokenEstimation;
 
-    /// <summary>Gets the counter for the single pass: exact in Tiktoken mode, else the heuristic.</summary>
-    public ITokenCounter PassCounter => IsTiktokenMode ? Exact(Settings.Encoding) : Heuristic;
+    /// <summary>
+    /// Gets the counter for the single pass (exact in Tiktoken mode, else the heuristic) and the cache of its
+    /// counts, read from one settings snapshot so a
+    /// reload between two reads cannot file one counter's counts in the other's cache.
+    /// </summary>
+    public (ITokenCounter Counter, TextCountCache Cache) Pass
+    {
+        get
+        {
+            var settings = Settings;
+            return string.Equals(settings.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase)
+                ? (Exact(settings.Encoding), ExactCache(settings.Encoding))
+                : (Heuristic, HeuristicCache);
+        }
+    }
 
     private bool IsTiktokenMode => string.Equals(Settings.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase);
 
@@ -58,12 +69,16 @@ internal sealed class PromptTokenEstimator : IDisposable
     /// estimate's error could flip it: within the configured margin of the requested (or default)
     /// endpoint's limit or of the fallback's.
     /// </summary>
-    public bool ShouldCountExactly(RouteResult result, ModelRouter router, ReadOnlySpan<char> name, bool named, long required)
+    /// <param name="result">The decision made on the pass's count.</param>
+    /// <param name="asked">The endpoint the client named, or the default.</param>
+    /// <param name="required">The tokens the decision assumed.</param>
+    public bool ShouldCountExactly(RouteResult result, ModelEndpoint? asked, long required)
     {
         if (IsTiktokenMode)
         {
-            // Exact already, unless the endpoint counts with another encoding than the global one.
-            return result.Endpoint?.TokenEncoding is { } encoding && !string.Equals(encoding, Settings.Encoding, StringComparison.OrdinalIgnoreCase);
+            // Exact already, unless the endpoint deciding counts with another encoding than the global one.
+            var deciding = result.Endpoint ?? asked;
+            return deciding?.TokenEncoding is { } encoding && !string.Equals(encoding, Settings.Encoding, StringComparison.OrdinalIgnoreCase);
         }
 
         if (Settings.ExactCountMargin <= 0)
@@ -72,7 +87,6 @@ internal sealed class PromptTokenEstimator : IDisposable
         }
 
         var margin = Settings.ExactCountMargin;
-        var asked = named ? router.Registry.Resolve(name) : router.Registry.DefaultEndpoint;
         return IsNear(asked, required, margin) || (result.IsContextFallback && IsNear(result.Endpoint, required, margin));
     }
 

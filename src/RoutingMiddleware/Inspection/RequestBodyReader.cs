@@ -123,8 +123,9 @@ internal static class RequestBodyReader
                 ? new(null, 0, BodyReadFailure.TooLarge)
                 : new(null, 0, BodyReadFailure.Malformed, e.Message);
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (decoded && e is InvalidDataException or InvalidOperationException)
         {
+            // GZip and Deflate report corrupt data with InvalidDataException, Brotli with InvalidOperationException.
             BodyBufferPool.Return(buffer);
             return new(null, 0, BodyReadFailure.Malformed, $"The {encoding} body could not be decoded: {e.Message}");
         }

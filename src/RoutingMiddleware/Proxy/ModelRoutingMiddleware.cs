@@ -86,7 +86,17 @@ internal sealed partial class ModelRoutingMiddleware(
         }
 
         var buffer = read.Buffer!;
-        var decision = Decide(buffer.AsSpan(0, read.Length), state);
+        Decision decision;
+        try
+        {
+            decision = Decide(buffer.AsSpan(0, read.Length), state);
+        }
+        catch
+        {
+            RequestBodyReader.BodyBufferPool.Return(buffer);
+            throw;
+        }
+
         if (decision.Error is { } error)
         {
             RequestBodyReader.BodyBufferPool.Return(buffer);
@@ -147,7 +157,8 @@ internal sealed partial class ModelRoutingMiddleware(
     private Decision Decide(ReadOnlySpan<byte> body, RoutingState state)
     {
         using var text = new PromptText();
-        var parsed = OpenAIRequestParser.Parse(body, estimator.PassCounter, state.TokenEstimation.MediaPartTokens, text, estimator.PassCache);
+        var (counter, cache) = estimator.Pass;
+        var parsed = OpenAIRequestParser.Parse(body, counter, state.TokenEstimation.MediaPartTokens, text, cache);
         switch (parsed.Error)
         {
             case BodyError.InvalidJson:
@@ -176,9 +187,10 @@ internal sealed partial class ModelRoutingMiddleware(
             var router = state.Router;
             var prompt = parsed.PromptTokens;
             var result = router.RouteForContext(name, parsed.ModelIsString, prompt + parsed.OutputTokens);
-            if (estimator.ShouldCountExactly(result, router, name, parsed.ModelIsString, prompt + parsed.OutputTokens))
+            var asked = parsed.ModelIsString ? router.Registry.Resolve(name) : router.Registry.DefaultEndpoint;
+            if (estimator.ShouldCountExactly(result, asked, prompt + parsed.OutputTokens))
             {
-                prompt = estimator.CountExactly(body, text.Ranges, parsed, result.Endpoint ?? router.Registry.DefaultEndpoint);
+                prompt = estimator.CountExactly(body, text.Ranges, parsed, result.Endpoint ?? asked);
                 result = router.RouteForContext(name, parsed.ModelIsString, prompt + parsed.OutputTokens);
             }
 

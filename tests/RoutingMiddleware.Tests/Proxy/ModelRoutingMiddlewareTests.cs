@@ -248,4 +248,36 @@ public sealed class ModelRoutingMiddlewareTests
         Assert.Equal(400, echo.Status);
         Assert.Equal("invalid_request", echo.ErrorCode);
     }
+
+    [Theory]
+    [InlineData("9223372036854775807")]
+    [InlineData("99999999999999999999")]
+    [InlineData("1e9")]
+    [InlineData("5000.5")]
+    public async Task HugeOrNonIntegerMaxTokens_AreRefusedAsTooLong_NotWrappedAround(string maxTokens)
+    {
+        await using var host = await ModelRoutingTestHost.StartAsync(("small", "c1", 4096, true));
+
+        var echo = await host.PostAsync("/v1/chat/completions", $$"""{"model":"small","max_tokens":{{maxTokens}},"messages":[{"role":"user","content":"hi"}]}""");
+
+        Assert.Equal(400, echo.Status);
+        Assert.Equal("context_length_exceeded", echo.ErrorCode);
+    }
+
+    [Theory]
+    [InlineData("br")]
+    [InlineData("gzip")]
+    [InlineData("deflate")]
+    public async Task CorruptCompressedBody_Returns400(string encoding)
+    {
+        await using var host = await ModelRoutingTestHost.StartAsync(("a", "c1", 4096, true));
+        using var content = new StringContent("""{"model":"a","messages":[]} not compressed at all""", Encoding.UTF8, "application/json");
+        content.Headers.ContentEncoding.Add(encoding);
+
+        using var response = await host.Client.PostAsync("/v1/chat/completions", content);
+        var echo = await ModelRoutingTestHost.Echo.ReadAsync(response);
+
+        Assert.Equal(400, echo.Status);
+        Assert.Equal("invalid_request", echo.ErrorCode);
+    }
 }
