@@ -15,7 +15,6 @@ namespace ModelRouting.Inspection;
 /// <remarks>Thread-safe.</remarks>
 internal sealed class PromptTokenEstimator : IDisposable
 {
-    private readonly IOptionsMonitor<ModelRoutingOptions> _options;
     private readonly MemoryCache _cache;
     private readonly Func<string, ITokenCounter> _createExact;
     private readonly ConcurrentDictionary<string, ITokenCounter> _exact = new(StringComparer.OrdinalIgnoreCase);
@@ -24,7 +23,6 @@ internal sealed class PromptTokenEstimator : IDisposable
     /// <summary>Creates the estimator; exact counts share one cache bounded by <c>TokenEstimation:CacheSize</c> entries.</summary>
     public PromptTokenEstimator(IOptionsMonitor<ModelRoutingOptions> options, ITokenCounter heuristic)
     {
-        _options = options;
         Heuristic = heuristic;
 
         // Least recently used entries beyond the size limit are compacted away (each count has Size 1).
@@ -41,25 +39,19 @@ internal sealed class PromptTokenEstimator : IDisposable
 
     public ITokenCounter Heuristic { get; }
 
-    private TokenEstimationOptions Settings => _options.CurrentValue.TokenEstimation;
 
     /// <summary>
     /// Gets the counter for the single pass (exact in Tiktoken mode, else the heuristic) and the cache of its
     /// counts, read from one settings snapshot so a
     /// reload between two reads cannot file one counter's counts in the other's cache.
     /// </summary>
-    public (ITokenCounter Counter, TextCountCache Cache) Pass
-    {
-        get
-        {
-            var settings = Settings;
-            return string.Equals(settings.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase)
-                ? (Exact(settings.Encoding), ExactCache(settings.Encoding))
-                : (Heuristic, HeuristicCache);
-        }
-    }
+    /// <param name="settings">The validated settings in force (the routing state's, never a rejected reload's).</param>
+    public (ITokenCounter Counter, TextCountCache Cache) Pass(TokenEstimationOptions settings) =>
+        IsTiktokenMode(settings)
+            ? (Exact(settings.Encoding), ExactCache(settings.Encoding, settings.CacheSize))
+            : (Heuristic, HeuristicCache);
 
-    private bool IsTiktokenMode => string.Equals(Settings.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase);
+    private static bool IsTiktokenMode(TokenEstimationOptions settings) => string.Equals(settings.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Gets the exact counter of an encoding, created once.</summary>
     public ITokenCounter Exact(string encoding) => _exact.GetOrAdd(encoding, _createExact);
@@ -69,24 +61,25 @@ internal sealed class PromptTokenEstimator : IDisposable
     /// estimate's error could flip it: within the configured margin of the requested (or default)
     /// endpoint's limit or of the fallback's.
     /// </summary>
+    /// <param name="settings">The validated settings in force.</param>
     /// <param name="result">The decision made on the pass's count.</param>
     /// <param name="asked">The endpoint the client named, or the default.</param>
     /// <param name="required">The tokens the decision assumed.</param>
-    public bool ShouldCountExactly(RouteResult result, ModelEndpoint? asked, long required)
+    public static bool ShouldCountExactly(TokenEstimationOptions settings, RouteResult result, ModelEndpoint? asked, long required)
     {
-        if (IsTiktokenMode)
+        if (IsTiktokenMode(settings))
         {
             // Exact already, unless the endpoint deciding counts with another encoding than the global one.
             var deciding = result.Endpoint ?? asked;
-            return deciding?.TokenEncoding is { } encoding && !string.Equals(encoding, Settings.Encoding, StringComparison.OrdinalIgnoreCase);
+            return deciding?.TokenEncoding is { } encoding && !string.Equals(encoding, settings.Encoding, StringComparison.OrdinalIgnoreCase);
         }
 
-        if (Settings.ExactCountMargin <= 0)
+        if (settings.ExactCountMargin <= 0)
         {
             return false;
         }
 
-        var margin = Settings.ExactCountMargin;
+        var margin = settings.ExactCountMargin;
         return IsNear(asked, required, margin) || (result.IsContextFallback && IsNear(result.Endpoint, required, margin));
     }
 
@@ -94,11 +87,11 @@ internal sealed class PromptTokenEstimator : IDisposable
         endpoint is not null && Math.Abs(required - endpoint.MaxContextLength) <= margin * endpoint.MaxContextLength;
 
     /// <summary>Counts the prompt exactly from the ranges the single pass recorded; no second parse.</summary>
-    public long CountExactly(ReadOnlySpan<byte> body, ReadOnlySpan<TextRange> ranges, in ParsedRequest parsed, ModelEndpoint? endpoint)
+    public long CountExactly(TokenEstimationOptions settings, ReadOnlySpan<byte> body, ReadOnlySpan<TextRange> ranges, in ParsedRequest parsed, ModelEndpoint? endpoint)
     {
-        var encoding = endpoint?.TokenEncoding ?? Settings.Encoding;
+        var encoding = endpoint?.TokenEncoding ?? settings.Encoding;
         var counter = Exact(encoding);
-        var cache = ExactCache(encoding);
+        var cache = ExactCache(encoding, settings.CacheSize);
         long total = parsed.FixedTokens;
         byte[]? scratch = null;
         try
@@ -127,6 +120,6 @@ internal sealed class PromptTokenEstimator : IDisposable
     }
 
     /// <summary>Gets the cache of exact counts of an encoding, by raw string bytes.</summary>
-    private TextCountCache ExactCache(string encoding) =>
-        _exactCaches.GetOrAdd(encoding, static (_, size) => new TextCountCache(size), Settings.CacheSize);
+    private TextCountCache ExactCache(string encoding, int size) =>
+        _exactCaches.GetOrAdd(encoding, static (_, size) => new TextCountCache(size), size);
 }

@@ -157,7 +157,7 @@ internal sealed partial class ModelRoutingMiddleware(
     private Decision Decide(ReadOnlySpan<byte> body, RoutingState state)
     {
         using var text = new PromptText();
-        var (counter, cache) = estimator.Pass;
+        var (counter, cache) = estimator.Pass(state.TokenEstimation);
         var parsed = OpenAIRequestParser.Parse(body, counter, state.TokenEstimation.MediaPartTokens, text, cache);
         switch (parsed.Error)
         {
@@ -188,9 +188,9 @@ internal sealed partial class ModelRoutingMiddleware(
             var prompt = parsed.PromptTokens;
             var result = router.RouteForContext(name, parsed.ModelIsString, prompt + parsed.OutputTokens);
             var asked = parsed.ModelIsString ? router.Registry.Resolve(name) : router.Registry.DefaultEndpoint;
-            if (estimator.ShouldCountExactly(result, asked, prompt + parsed.OutputTokens))
+            if (PromptTokenEstimator.ShouldCountExactly(state.TokenEstimation, result, asked, prompt + parsed.OutputTokens))
             {
-                prompt = estimator.CountExactly(body, text.Ranges, parsed, result.Endpoint ?? asked);
+                prompt = estimator.CountExactly(state.TokenEstimation, body, text.Ranges, parsed, result.Endpoint ?? asked);
                 result = router.RouteForContext(name, parsed.ModelIsString, prompt + parsed.OutputTokens);
             }
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ModelRouting.Tests.EndToEnd.Support;
 
@@ -136,6 +137,35 @@ public sealed class ReloadTests
         await WriteConfigAsync(configFile, Endpoints(m2Status: "Ready"));
         var after = await E2EHelpers.PollAsync(() => CreatedByIdAsync(gateway), d => d.ContainsKey("m2"), "m2 to come back");
         Assert.Equal(before, after);
+    }
+
+    [Fact]
+    public async Task ConfigFile_InvalidTokenEstimation_KeepsTheLastGoodEstimator()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        using var dir = E2EHelpers.TempDir();
+        var configFile = dir.File("models.json");
+        await WriteConfigAsync(configFile, Endpoints(m2Status: "Ready"));
+        await using var gateway = await StartAsync(backend, configFile);
+        Assert.Equal(HttpStatusCode.OK, await gateway.ChatStatusAsync("m1"));
+
+        // An encoding that does not exist: the reload is refused, and the estimator must not pick it up either.
+        var json = new JsonObject
+        {
+            ["ModelRouting"] = new JsonObject
+            {
+                ["Endpoints"] = Endpoints(m2Status: "Ready"),
+                ["TokenEstimation"] = new JsonObject { ["Mode"] = "Tiktoken", ["Encoding"] = "no_such_encoding" },
+            },
+        }.ToJsonString();
+        await File.WriteAllTextAsync(configFile + ".tmp", json);
+        File.Move(configFile + ".tmp", configFile, overwrite: true);
+        var monitor = gateway.Services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<ModelRouting.Configuration.ModelRoutingOptions>>();
+        await E2EHelpers.PollAsync(() => Task.FromResult(monitor.CurrentValue.TokenEstimation.Encoding), e => e == "no_such_encoding", "the reload to be seen");
+
+        using var response = await gateway.PostRawAsync("/v1/chat/completions", E2EHelpers.Chat("m1"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(response.Headers.Contains("x-gateway-estimated-tokens"));
     }
 
     private static Task<TestGateway> StartAsync(TestBackend backend, string configFile) => TestGateway.StartAsync(
