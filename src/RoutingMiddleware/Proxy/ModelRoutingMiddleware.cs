@@ -187,7 +187,9 @@ internal sealed partial class ModelRoutingMiddleware(
             var router = state.Router;
             var prompt = parsed.PromptTokens;
             var result = router.RouteForContext(name, parsed.ModelIsString, prompt + parsed.OutputTokens);
-            var asked = parsed.ModelIsString ? router.Registry.Resolve(name) : router.Registry.DefaultEndpoint;
+            // The endpoint the client named (or the default): the routed one unless a fallback or an error came of it.
+            var asked = result.Succeeded && !result.IsContextFallback ? result.Endpoint
+                : parsed.ModelIsString ? router.Registry.Resolve(name) : router.Registry.DefaultEndpoint;
             if (PromptTokenEstimator.ShouldCountExactly(state.TokenEstimation, result, asked, prompt + parsed.OutputTokens))
             {
                 prompt = estimator.CountExactly(state.TokenEstimation, body, text.Ranges, parsed, result.Endpoint ?? asked);
