@@ -88,7 +88,7 @@ public sealed class AdminPersistenceTests : IAsyncLifetime, IDisposable
         Assert.Equal(HttpStatusCode.Created, (await gateway.AdminAsync(HttpMethod.Put, EndpointPath("rt"), Definition("pool"))).Status);
 
         // The configuration changes base's context and adds an endpoint.
-        await File.WriteAllTextAsync(Path.Combine(gateway.Directory, "appsettings.json"), Config(baseContext: 99, extra: "added").ToJsonString());
+        await File.WriteAllTextAsync(gateway.ConfigFile, Config(baseContext: 99, extra: "added").ToJsonString());
         await E2EHelpers.PollAsync(() => gateway.ChatStatusAsync("added"), s => s == HttpStatusCode.OK, "the reloaded configuration");
 
         var b = (await gateway.AdminAsync(HttpMethod.Get, EndpointPath("base"))).Body!;
@@ -107,7 +107,7 @@ public sealed class AdminPersistenceTests : IAsyncLifetime, IDisposable
         Assert.Equal(HttpStatusCode.OK, await gateway.ChatStatusAsync("on-other"));
 
         // The cluster it needs disappears from configuration.
-        var appsettings = Path.Combine(gateway.Directory, "appsettings.json");
+        var appsettings = gateway.ConfigFile;
         await File.WriteAllTextAsync(appsettings, Config(withOther: false, extra: "marker1").ToJsonString());
         await E2EHelpers.PollAsync(() => gateway.ChatStatusAsync("marker1"), s => s == HttpStatusCode.OK, "the reload without cluster 'other'");
         Assert.Equal(HttpStatusCode.NotFound, await gateway.ChatStatusAsync("on-other"));

@@ -22,6 +22,9 @@ public sealed class TestGateway : IAsyncDisposable
 
     public string Directory { get; }
 
+    /// <summary>Gets the configuration file the gateway was started with; tests edit it to reload.</summary>
+    public string ConfigFile => Path.Combine(Directory, "appsettings.json");
+
     public Uri BaseAddress => Client.BaseAddress!;
 
     public HttpClient Client { get; }
@@ -34,6 +37,15 @@ public sealed class TestGateway : IAsyncDisposable
         var directory = Path.Combine(Path.GetTempPath(), "gateway-test-" + Guid.NewGuid().ToString("N"));
         System.IO.Directory.CreateDirectory(directory);
         appsettings["Logging"] ??= new JsonObject { ["LogLevel"] = new JsonObject { ["Default"] = "Warning" } };
+
+        // Never the machine's defaults: the management listener off (a fixed port would collide between tests)
+        // unless the test sets it, and runtime state in the test's own folder.
+        var modelRouting = appsettings["ModelRouting"] as JsonObject ?? [];
+        appsettings["ModelRouting"] = modelRouting;
+        var admin = modelRouting["Admin"] as JsonObject ?? [];
+        modelRouting["Admin"] = admin;
+        admin["Urls"] ??= "";
+        admin["StateFile"] ??= Path.Combine(directory, "state.json");
         await File.WriteAllTextAsync(Path.Combine(directory, "appsettings.json"), appsettings.ToJsonString());
         var app = await GatewayApp.BuildAsync(["--urls", "http://127.0.0.1:0", .. args], directory);
         await app.StartAsync();
