@@ -1,6 +1,5 @@
-using Microsoft.Extensions.Configuration.Json;
-using Microsoft.Extensions.FileProviders;
 using ModelRouting.Configuration;
+using ProxyHost.Configuration;
 using ProxyHost.Demo;
 
 namespace ProxyHost;
@@ -25,7 +24,7 @@ public static class GatewayApp
             Args = rest,
             ContentRootPath = contentRoot ?? AppContext.BaseDirectory,
         });
-        AddConfigFiles(builder.Configuration, configFiles);
+        HostConfiguration.AddConfigFiles(builder.Configuration, configFiles);
 
         DemoBackends? backends = null;
         if (demo)
@@ -51,6 +50,7 @@ public static class GatewayApp
                 proxy.UseLoadBalancing();
                 proxy.UsePassiveHealthChecks();
             });
+            app.MapModelRouting();
             app.MapModelRoutingAdmin();
         }
         else
@@ -129,37 +129,5 @@ public static class GatewayApp
         var split = StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries;
         var urls = (builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? "http://localhost:5000").Split(';', split);
         builder.WebHost.UseUrls([.. urls, .. admin.Split(';', split).Except(urls, StringComparer.OrdinalIgnoreCase)]);
-    }
-
-    // Insert the --config files right after appsettings*.json so environment variables and the command
-    // line still override them, as they override appsettings.json.
-    private static void AddConfigFiles(ConfigurationManager configuration, List<string> files)
-    {
-        var sources = configuration.Sources;
-        var index = 0;
-        for (var i = 0; i < sources.Count; i++)
-        {
-            if (sources[i] is JsonConfigurationSource)
-            {
-                index = i + 1;
-            }
-        }
-
-        foreach (var file in files)
-        {
-            if (!File.Exists(file))
-            {
-                throw new FileNotFoundException($"The configuration file '{file}' given with --config does not exist.", file);
-            }
-
-            var source = new JsonConfigurationSource
-            {
-                FileProvider = new PhysicalFileProvider(Path.GetDirectoryName(file)!),
-                Path = Path.GetFileName(file),
-                Optional = false,
-                ReloadOnChange = true,
-            };
-            sources.Insert(index++, source);
-        }
     }
 }

@@ -60,8 +60,11 @@ public static class ModelRoutingServiceCollectionExtensions
         }
 
         services.AddSingleton<ModelRoutingMarker>();
-        services.AddSingleton(sp => new ModelRoutingProxyConfigProvider([.. providers.Select(d => Create(sp, d))]));
+        services.AddSingleton(sp => new ModelRoutingProxyConfigProvider(
+            [.. providers.Select(d => Create(sp, d))], sp.GetRequiredService<ILogger<ModelRoutingProxyConfigProvider>>()));
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<ModelRoutingProxyConfigProvider>());
+        services.AddSingleton<ProxyConfigAppliedSignal>();
+        services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<ProxyConfigAppliedSignal>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ITokenCounter>(HeuristicTokenCounter.Instance);
         services.TryAddSingleton(sp => new PromptTokenEstimator(
@@ -73,7 +76,8 @@ public static class ModelRoutingServiceCollectionExtensions
             sp.GetRequiredService<ModelRoutingProxyConfigProvider>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<ModelRegistrySource>>(),
-            sp.GetRequiredService<RuntimeStateStore>()));
+            sp.GetRequiredService<RuntimeStateStore>(),
+            sp.GetRequiredService<ProxyConfigAppliedSignal>()));
         services.TryAddSingleton<VllmAdapterManager>();
         services.TryAddSingleton<AdminApi>();
         services.AddHostedService<ModelRoutingStartup>();

@@ -31,6 +31,14 @@ public static class ModelRegistryFactory
             errors.Add($"ModelRouting:RetryAfterSeconds: must not be negative, got {options.RetryAfterSeconds}");
         }
 
+        for (var i = 0; i < (options.PassThroughPaths?.Length ?? 0); i++)
+        {
+            if (Proxy.ClientSurface.Validate(options.PassThroughPaths![i]) is { } problem)
+            {
+                errors.Add($"ModelRouting:PassThroughPaths[{i}]: {problem}");
+            }
+        }
+
         var estimation = options.TokenEstimation;
         if (!string.Equals(estimation.Mode, "Heuristic", StringComparison.OrdinalIgnoreCase) && !string.Equals(estimation.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase))
         {

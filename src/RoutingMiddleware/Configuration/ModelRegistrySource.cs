@@ -27,7 +27,8 @@ public sealed partial class ModelRegistrySource : IDisposable
     private readonly ILogger<ModelRegistrySource> _logger;
     private readonly RuntimeStateStore _store;
     private readonly IDisposable? _optionsSubscription;
-    private readonly IDisposable _proxySubscription;
+    private readonly IDisposable? _proxySubscription;
+    private readonly ProxyConfigAppliedSignal? _applied;
     private readonly Lock _writeLock = new();
     private ModelRoutingOptions _optionsInForce;
     private ModelRegistry _configured;
@@ -35,29 +36,44 @@ public sealed partial class ModelRegistrySource : IDisposable
     private ModelRegistry _administered;
     private EndpointConditions _conditions = EndpointConditions.Empty;
     private RoutingState _current;
+    private IReadOnlySet<string> _clusterIds;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _reloads;
 
     internal ModelRegistrySource(
         IOptionsMonitor<ModelRoutingOptions> options,
         ModelRoutingProxyConfigProvider proxyConfig,
         TimeProvider time,
         ILogger<ModelRegistrySource> logger,
-        RuntimeStateStore? store = null)
+        RuntimeStateStore? store = null,
+        ProxyConfigAppliedSignal? applied = null)
     {
         _options = options;
         _proxyConfig = proxyConfig;
         _time = time;
         _logger = logger;
         _store = store ?? new RuntimeStateStore(null);
+        _applied = applied;
 
+        // At start-up YARP applies this same configuration before the first request.
+        _clusterIds = _proxyConfig.Current.ClusterIds;
         _optionsInForce = options.CurrentValue;
-        var (registry, errors) = ModelRegistryFactory.Build(_optionsInForce, _proxyConfig.Current.ClusterIds, null, _time);
+        var (registry, errors) = ModelRegistryFactory.Build(_optionsInForce, _clusterIds, null, _time);
         _configured = registry ?? throw new ModelRoutingConfigurationException(errors);
         _overlay = _store.Load();
         (_administered, _current) = Compose();
         Log.Loaded(_logger, _current.Router.Registry.Count);
 
         _optionsSubscription = options.OnChange(_ => Reload());
-        _proxySubscription = ChangeToken.OnChange(() => _proxyConfig.GetConfig().ChangeToken, Reload);
+        if (applied is not null)
+        {
+            applied.Applied += OnProxyConfigApplied;
+        }
+        else
+        {
+            // Without YARP's signal (a host that builds the source by hand), follow the provider's changes.
+            _proxySubscription = ChangeToken.OnChange(() => _proxyConfig.GetConfig().ChangeToken, () => OnProxyConfigApplied(_proxyConfig.Current.ClusterIds));
+        }
     }
 
     /// <summary>Gets the routing state in force.</summary>
@@ -73,7 +89,7 @@ public sealed partial class ModelRegistrySource : IDisposable
     internal EndpointConditions Conditions => Volatile.Read(ref _conditions);
 
     /// <summary>Gets the clusters the registry may name.</summary>
-    internal IReadOnlySet<string> ClusterIds => _proxyConfig.Current.ClusterIds;
+    internal IReadOnlySet<string> ClusterIds => Volatile.Read(ref _clusterIds);
 
     /// <summary>Gets whether configuration (before runtime changes) has an endpoint <paramref name="id"/>.</summary>
     internal bool ConfiguredContains(string id) => Volatile.Read(ref _configured).TryGet(id, out _);
@@ -87,18 +103,75 @@ public sealed partial class ModelRegistrySource : IDisposable
         lock (_writeLock)
         {
             var options = _options.CurrentValue;
-            var (registry, errors) = ModelRegistryFactory.Build(options, _proxyConfig.Current.ClusterIds, _configured, _time);
+            var (registry, errors) = ModelRegistryFactory.Build(options, _clusterIds, _configured, _time);
             if (registry is null)
             {
-                Log.ReloadRejected(_logger, string.Join("; ", errors));
+                // One edit can add a cluster and endpoints on it: the options may change before YARP has applied
+                // the new clusters. Such a registry is applied when YARP has (OnProxyConfigApplied); only an
+                // edit that is still invalid a moment later is reported.
+                var pending = _proxyConfig.Current.ClusterIds;
+                var waitsForClusters = !pending.SetEquals(_clusterIds) && ModelRegistryFactory.Build(options, pending, _configured, _time).Registry is not null;
+                ReportLater(options, errors, waitsForClusters ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(1));
                 return;
             }
 
+            _reloads++;
             _optionsInForce = options;
             _configured = registry;
             Publish(Compose());
             Log.Reloaded(_logger, _current.Router.Registry.Count);
         }
+    }
+
+    /// <summary>
+    /// Waits until the routing state differs from <paramref name="seen"/>, at most <paramref name="timeout"/>;
+    /// returns whether it changed.
+    /// </summary>
+    internal async Task<bool> WaitForChangeAsync(RoutingState seen, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var changed = Volatile.Read(ref _changed);
+        if (!ReferenceEquals(Current, seen))
+        {
+            return true;
+        }
+
+        try
+        {
+            await changed.Task.WaitAsync(timeout, _time, cancellationToken);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return !ReferenceEquals(Current, seen);
+        }
+    }
+
+    private void OnProxyConfigApplied(IReadOnlySet<string> clusterIds)
+    {
+        lock (_writeLock)
+        {
+            Volatile.Write(ref _clusterIds, clusterIds);
+        }
+
+        Reload();
+    }
+
+    // Logs the errors unless a reload has succeeded by then (the edit was waiting for its clusters).
+    private void ReportLater(ModelRoutingOptions options, IReadOnlyList<string> errors, TimeSpan delay)
+    {
+        var generation = _reloads;
+        ITimer? timer = null;
+        timer = _time.CreateTimer(_ =>
+        {
+            timer?.Dispose();
+            lock (_writeLock)
+            {
+                if (_reloads == generation && ReferenceEquals(_options.CurrentValue, options))
+                {
+                    Log.ReloadRejected(_logger, string.Join("; ", errors));
+                }
+            }
+        }, null, delay, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>
@@ -168,12 +241,16 @@ public sealed partial class ModelRegistrySource : IDisposable
     public void Dispose()
     {
         _optionsSubscription?.Dispose();
-        _proxySubscription.Dispose();
+        _proxySubscription?.Dispose();
+        if (_applied is not null)
+        {
+            _applied.Applied -= OnProxyConfigApplied;
+        }
     }
 
     private (ModelRegistry Administered, RoutingState State) Compose()
     {
-        var administered = _overlay.ApplyTo(_configured, _proxyConfig.Current.ClusterIds, item => Log.OverlayItemSkipped(_logger, item));
+        var administered = _overlay.ApplyTo(_configured, _clusterIds, item => Log.OverlayItemSkipped(_logger, item));
         return (administered, State(_conditions.ApplyTo(administered)));
     }
 
@@ -183,6 +260,8 @@ public sealed partial class ModelRegistrySource : IDisposable
     {
         Volatile.Write(ref _administered, next.Administered);
         Volatile.Write(ref _current, next.State);
+        var changed = Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        changed.TrySetResult();
     }
 
     private static partial class Log

@@ -22,6 +22,13 @@ public sealed class ModelRoutingOptions
     /// <summary>Gets or sets the POST paths whose JSON body is inspected. Defaults to <see cref="DefaultInspectedPaths"/>.</summary>
     public string[]? InspectedPaths { get; set; }
 
+    /// <summary>
+    /// Gets or sets the other paths clients may reach through the proxy routes (SPEC §12): exact paths or
+    /// prefixes (<c>/v1/files/*</c>). A POST among them whose JSON or multipart body names a <c>model</c> is routed
+    /// like an inspected request. Backend management paths are refused. Defaults to none.
+    /// </summary>
+    public string[]? PassThroughPaths { get; set; }
+
     /// <summary>Gets or sets the Retry-After seconds sent with 503 for a Loading endpoint. Defaults to 10.</summary>
     public int RetryAfterSeconds { get; set; } = 10;
 

@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using ModelRouting.Proxy;
 using ModelRouting.Routing;
 
 namespace ModelRouting.Configuration;
@@ -18,6 +19,7 @@ public sealed class RoutingState
             .Select(p => p.TrimEnd('/'))
             .ToFrozenSet(StringComparer.OrdinalIgnoreCase);
         TokenEstimation = options.TokenEstimation;
+        Surface = options.PassThroughPaths is { Length: > 0 } passThrough ? new ClientSurface(passThrough) : ClientSurface.Empty;
     }
 
     /// <summary>Gets the router over the current registry.</summary>
@@ -31,6 +33,9 @@ public sealed class RoutingState
 
     /// <summary>Gets the POST paths whose bodies are inspected.</summary>
     public FrozenSet<string> InspectedPaths { get; }
+
+    /// <summary>Gets what clients may reach besides the inspected paths.</summary>
+    internal ClientSurface Surface { get; }
 
     /// <summary>Gets the token estimation settings.</summary>
     public TokenEstimationOptions TokenEstimation { get; }

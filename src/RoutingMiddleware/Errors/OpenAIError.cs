@@ -28,6 +28,11 @@ internal readonly record struct OpenAIError(int StatusCode, string Type, string 
     public static OpenAIError NotFound(string message, string? param = null) =>
         new(StatusCodes.Status404NotFound, InvalidRequestError, "not_found", message, param);
 
+    /// <summary>A path outside the client surface (SPEC §12): 404 <c>unknown_path</c>.</summary>
+    public static OpenAIError UnknownPath(string method, string? path) =>
+        new(StatusCodes.Status404NotFound, InvalidRequestError, "unknown_path",
+            $"Invalid URL ({method} {(path is { Length: > 256 } ? path[..256] + "…" : path)}): the gateway does not serve this path.");
+
     public static OpenAIError UpstreamUnavailable(int statusCode, string detail) =>
         new(statusCode, ServerError, "upstream_unavailable", detail);
 

@@ -10,6 +10,7 @@ using Microsoft.Net.Http.Headers;
 using ModelRouting.Configuration;
 using ModelRouting.Errors;
 using ModelRouting.Inspection;
+using ModelRouting.Logging;
 using ModelRouting.Registry;
 using ModelRouting.Routing;
 using Yarp.ReverseProxy;
@@ -21,12 +22,11 @@ namespace ModelRouting.Proxy;
 /// <summary>
 /// The proxy-pipeline step: reads the OpenAI request body once, routes on its model and token estimate,
 /// rewrites the model value by splicing bytes and reassigns the request to the endpoint's cluster through
-/// YARP; answers the gateway's own routes (<c>/v1/models</c>, <c>/healthz</c>, <c>/readyz</c>).
+/// YARP; answers 404 <c>unknown_path</c> for what is not on the client surface (SPEC §12).
 /// </summary>
 internal sealed partial class ModelRoutingMiddleware(
     RequestDelegate next,
     ModelRegistrySource source,
-    ModelRoutingProxyConfigProvider proxyConfig,
     IProxyStateLookup proxyState,
     PromptTokenEstimator estimator,
     ILogger<ModelRoutingMiddleware> logger)
@@ -38,38 +38,49 @@ internal sealed partial class ModelRoutingMiddleware(
     private const int StackModelChars = 256;
     private static readonly ConcurrentDictionary<string, byte[]> s_encodedModels = new(StringComparer.Ordinal);
     private static readonly ConditionalWeakTable<ModelEndpoint, byte[]> s_mergedAdapters = [];
-    private static readonly JsonSerializerOptions s_json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly UTF8Encoding s_strictUtf8 = new(false, true);
 
     public Task InvokeAsync(HttpContext context)
     {
-        var routeId = context.GetReverseProxyFeature().Route.Config.RouteId;
-        if (ModelRoutingProxyConfigProvider.IsGenerated(routeId))
-        {
-            return AnswerOwnRouteAsync(context, routeId);
-        }
-
         var request = context.Request;
         var state = source.Current;
-        if (!HttpMethods.IsPost(request.Method) || !IsInspected(state, request.Path))
+        var path = request.Path.Value;
+        if (HttpMethods.IsPost(request.Method) && IsInspected(state, path))
         {
-            return next(context);
+            return RouteAsync(context, state, passThrough: false);
         }
 
-        return RouteAsync(context, state);
+        // The client surface is an allowlist (SPEC §12): a pass-through path, or nothing reaches a backend.
+        if (state.Surface.IsPassThrough(path) && !ModelRoutingProxyConfigProvider.IsGenerated(context.GetReverseProxyFeature().Route.Config.RouteId))
+        {
+            return HttpMethods.IsPost(request.Method) && HasRoutableBody(request) ? RouteAsync(context, state, passThrough: true) : next(context);
+        }
+
+        Log.UnknownPath(logger, LogValue.Sanitize(request.Method), LogValue.Sanitize(path));
+        return OpenAIError.UnknownPath(request.Method, path).WriteAsync(context);
     }
 
-    private static bool IsInspected(RoutingState state, PathString path)
+    private static bool IsInspected(RoutingState state, string? path)
     {
-        var value = path.Value;
-        if (string.IsNullOrEmpty(value))
+        if (string.IsNullOrEmpty(path))
         {
             return false;
         }
 
-        return state.InspectedPaths.Contains(value.EndsWith('/') ? value.TrimEnd('/') : value);
+        return state.InspectedPaths.Contains(path.EndsWith('/') ? path.TrimEnd('/') : path);
     }
 
-    private async Task RouteAsync(HttpContext context, RoutingState state)
+    // A pass-through POST is routed on its model when its body is JSON or multipart form data.
+    private static bool HasRoutableBody(HttpRequest request)
+    {
+        var type = request.ContentType;
+        return type is not null
+            && (type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase)
+                || type.Contains("+json", StringComparison.OrdinalIgnoreCase)
+                || type.StartsWith("multipart/form-data", StringComparison.OrdinalIgnoreCase));
+    }
+
+    private async Task RouteAsync(HttpContext context, RoutingState state, bool passThrough)
     {
         var read = await RequestBodyReader.ReadAsync(context, state.MaxRequestBodyBytes);
         switch (read.Failure)
@@ -86,31 +97,51 @@ internal sealed partial class ModelRoutingMiddleware(
         }
 
         var buffer = read.Buffer!;
+        var boundary = passThrough ? MultipartModelField.Boundary(context.Request.ContentType) : null;
         Decision decision;
-        try
+        ClusterState? cluster;
+        for (var attempt = 0; ; attempt++)
         {
-            decision = Decide(buffer.AsSpan(0, read.Length), state);
-        }
-        catch
-        {
-            RequestBodyReader.BodyBufferPool.Return(buffer);
-            throw;
+            try
+            {
+                decision = boundary is null
+                    ? Decide(buffer.AsSpan(0, read.Length), state, passThrough)
+                    : DecideMultipart(buffer.AsSpan(0, read.Length), boundary, state);
+            }
+            catch
+            {
+                RequestBodyReader.BodyBufferPool.Return(buffer);
+                throw;
+            }
+
+            if (decision.Error is not null || decision.Endpoint is null)
+            {
+                break;
+            }
+
+            if (proxyState.TryGetCluster(decision.Endpoint.Cluster, out cluster) && TryReassign(context, cluster))
+            {
+                break;
+            }
+
+            // The registry names a cluster YARP has not applied yet, or no longer has: one configuration edit is
+            // being applied in two steps. Wait for the routing state that matches the clusters, then decide again.
+            if (attempt == 2 || !await source.WaitForChangeAsync(state, TimeSpan.FromSeconds(2), context.RequestAborted))
+            {
+                RequestBodyReader.BodyBufferPool.Return(buffer);
+                await OpenAIError.UpstreamUnavailable(StatusCodes.Status503ServiceUnavailable,
+                    $"The cluster '{decision.Endpoint.Cluster}' that serves model `{decision.Endpoint.Id}` is not available.").WriteAsync(context);
+                return;
+            }
+
+            state = source.Current;
         }
 
         if (decision.Error is { } error)
         {
             RequestBodyReader.BodyBufferPool.Return(buffer);
-            Log.Refused(logger, error.Code, error.Message);
+            Log.Refused(logger, error.Code, LogValue.Sanitize(error.Message));
             await error.WriteAsync(context);
-            return;
-        }
-
-        var endpoint = decision.Endpoint!;
-        if (!proxyState.TryGetCluster(endpoint.Cluster, out var cluster) || !TryReassign(context, cluster))
-        {
-            RequestBodyReader.BodyBufferPool.Return(buffer);
-            await OpenAIError.UpstreamUnavailable(StatusCodes.Status503ServiceUnavailable,
-                $"The cluster '{endpoint.Cluster}' that serves model `{endpoint.Id}` is not available.").WriteAsync(context);
             return;
         }
 
@@ -120,6 +151,12 @@ internal sealed partial class ModelRoutingMiddleware(
         request.Body = body;
         request.ContentLength = body.Length;
         request.Headers.Remove(HeaderNames.TransferEncoding);
+        if (decision.Endpoint is not { } endpoint)
+        {
+            // A pass-through request that names no model: forwarded as received, on its route's cluster.
+            await next(context);
+            return;
+        }
 
         var headers = context.Response.Headers;
         headers[EndpointHeader] = endpoint.Id.Value;
@@ -142,10 +179,12 @@ internal sealed partial class ModelRoutingMiddleware(
             return true;
         }
 
-        // The two-argument form with a route bound to the target cluster: with the one-argument form,
-        // passive health and load balancing act on the route's original cluster (YARP #1750).
-        if (!proxyConfig.Current.TryGetCloneRouteId(feature.Route.Config.RouteId, cluster.ClusterId, out var cloneId)
-            || !proxyState.TryGetRoute(cloneId!, out var route))
+        // The two-argument form with a route bound to the target cluster: with the one-argument form, passive
+        // health and load balancing act on the route's original cluster (YARP #1750). The clone's id comes from
+        // the pair, and its cluster is checked, so a configuration being applied cannot pair a request with a
+        // route of another cluster.
+        var cloneId = ModelRoutingProxyConfigProvider.CloneRouteId(feature.Route.Config.RouteId, cluster.ClusterId);
+        if (!proxyState.TryGetRoute(cloneId, out var route) || route.Config.ClusterId != cluster.ClusterId)
         {
             return false;
         }
@@ -154,11 +193,54 @@ internal sealed partial class ModelRoutingMiddleware(
         return true;
     }
 
-    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state)
+    // A multipart pass-through request (audio transcriptions and the like): routed on its `model` field,
+    // whose value is replaced by the upstream model; no prompt estimate (the payload is media).
+    private static Decision DecideMultipart(ReadOnlySpan<byte> body, string boundary, RoutingState state)
+    {
+        switch (MultipartModelField.Find(body, boundary, out var start, out var end))
+        {
+            case MultipartModelResult.Duplicate:
+                return new(OpenAIError.InvalidRequest("The `model` field appears more than once in the request body.", "model"));
+            case MultipartModelResult.Absent or MultipartModelResult.Malformed:
+                return Decision.Unchanged;
+        }
+
+        string name;
+        try
+        {
+            name = s_strictUtf8.GetString(body[start..end]);
+        }
+        catch (DecoderFallbackException)
+        {
+            return new(OpenAIError.InvalidRequest("The `model` field is not valid UTF-8.", "model"));
+        }
+
+        var result = state.Router.RouteForContext(name, true, 0);
+        if (!result.Succeeded)
+        {
+            return new(OpenAIError.FromRouting(result.Error, 0, 0, state.RetryAfterSeconds));
+        }
+
+        var endpoint = result.Endpoint;
+        if (endpoint.Adapters is not null)
+        {
+            return new(OpenAIError.InvalidRequest($"The model `{endpoint.Id}` applies an adapter stack, which form-data requests cannot carry.", "model"));
+        }
+
+        return new(endpoint, 0, false, start, end, Encoding.UTF8.GetBytes(endpoint.UpstreamModel));
+    }
+
+    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough)
     {
         using var text = new PromptText();
         var (counter, cache) = estimator.Pass(state.TokenEstimation);
         var parsed = OpenAIRequestParser.Parse(body, counter, state.TokenEstimation.MediaPartTokens, text, cache);
+        if (passThrough && (parsed.Error is BodyError.InvalidJson or BodyError.NotAnObject || (parsed.Error == BodyError.None && !parsed.ModelIsString)))
+        {
+            // A pass-through body that names no model is not the gateway's to judge: forwarded as received.
+            return Decision.Unchanged;
+        }
+
         switch (parsed.Error)
         {
             case BodyError.InvalidJson:
@@ -318,54 +400,6 @@ internal sealed partial class ModelRoutingMiddleware(
         await OpenAIError.UpstreamUnavailable(status, detail).WriteAsync(context);
     }
 
-    private Task AnswerOwnRouteAsync(HttpContext context, string routeId)
-    {
-        var router = source.Current.Router;
-        switch (routeId)
-        {
-            case ModelRoutingProxyConfigProvider.ModelsRouteId:
-                return WriteJsonAsync(context, StatusCodes.Status200OK, new ModelsListResponse(router.ModelsList()));
-            case ModelRoutingProxyConfigProvider.ModelRouteId:
-                var path = context.Request.Path.Value ?? "";
-                var id = Uri.UnescapeDataString(path["/v1/models/".Length..]);
-                var endpoint = router.Registry.Resolve(id);
-                if (endpoint is null)
-                {
-                    return OpenAIError.ModelNotFound(id).WriteAsync(context);
-                }
-
-                if (!endpoint.Status.IsAvailable())
-                {
-                    var notReady = new RoutingError(RoutingErrorKind.ModelNotReady, endpoint.Id.Value, Status: endpoint.Status.ToWireName());
-                    return OpenAIError.FromRouting(notReady, 0, 0, source.Current.RetryAfterSeconds).WriteAsync(context);
-                }
-
-                return WriteJsonAsync(context, StatusCodes.Status200OK, router.ToListEntry(endpoint));
-            case ModelRoutingProxyConfigProvider.HealthRouteId:
-                return WriteJsonAsync(context, StatusCodes.Status200OK, new HealthResponse("ok", null));
-            case ModelRoutingProxyConfigProvider.ReadyRouteId:
-                var ready = router.Registry.AvailableEndpoints.Any();
-                return WriteJsonAsync(context, ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable,
-                    new HealthResponse(ready ? "ready" : "not_ready", ready ? null : "no endpoint is Ready"));
-            default:
-                // A generated clone route matched by its own path: it is internal, not an entry point.
-                context.Response.StatusCode = StatusCodes.Status404NotFound;
-                return Task.CompletedTask;
-        }
-    }
-
-    private static Task WriteJsonAsync<T>(HttpContext context, int status, T value)
-    {
-        context.Response.StatusCode = status;
-        if (HttpMethods.IsHead(context.Request.Method))
-        {
-            context.Response.ContentType = "application/json";
-            return Task.CompletedTask;
-        }
-
-        return context.Response.WriteAsJsonAsync(value, s_json, context.RequestAborted);
-    }
-
     private readonly record struct Decision(
         ModelEndpoint? Endpoint, long PromptTokens, bool IsFallback, int CutStart, int CutEnd, byte[] Insert, OpenAIError? Error = null)
     {
@@ -373,21 +407,10 @@ internal sealed partial class ModelRoutingMiddleware(
             : this(null, 0, false, 0, 0, [], error)
         {
         }
-    }
 
-    private sealed record ModelsListResponse(
-        [property: System.Text.Json.Serialization.JsonPropertyName("data")] IReadOnlyList<ModelListEntry> Data)
-    {
-        [System.Text.Json.Serialization.JsonPropertyName("object")]
-        [System.Text.Json.Serialization.JsonPropertyOrder(-1)]
-#pragma warning disable CA1822 // an instance member so System.Text.Json serializes it
-        public string ObjectType => "list";
-#pragma warning restore CA1822
+        /// <summary>Gets the decision to forward the body as received, on the request's own route.</summary>
+        public static Decision Unchanged => new(null, 0, false, 0, 0, []);
     }
-
-    private sealed record HealthResponse(
-        [property: System.Text.Json.Serialization.JsonPropertyName("status")] string Status,
-        [property: System.Text.Json.Serialization.JsonPropertyName("reason")] string? Reason);
 
     private static partial class Log
     {
@@ -396,6 +419,9 @@ internal sealed partial class ModelRoutingMiddleware(
 
         [LoggerMessage(11, LogLevel.Information, "Refused a request ({Code}): {Message}", EventName = "Refused")]
         public static partial void Refused(ILogger logger, string code, string message);
+
+        [LoggerMessage(13, LogLevel.Information, "Refused {Method} {Path}: not a path clients may reach.", EventName = "UnknownPath")]
+        public static partial void UnknownPath(ILogger logger, string method, string path);
 
         [LoggerMessage(12, LogLevel.Warning, "The backend for endpoint '{Endpoint}' (cluster '{Cluster}') failed: {Error}", EventName = "UpstreamFailed")]
         public static partial void UpstreamFailed(ILogger logger, string endpoint, string cluster, ForwarderError error);

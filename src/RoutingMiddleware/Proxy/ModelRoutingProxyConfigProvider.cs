@@ -1,4 +1,10 @@
+using System.Collections.Concurrent;
+using System.IO.Hashing;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Primitives;
+using ModelRouting.Configuration;
 using Yarp.ReverseProxy.Configuration;
 
 namespace ModelRouting.Proxy;
@@ -7,27 +13,34 @@ namespace ModelRouting.Proxy;
 /// Wraps the host's YARP configuration providers and adds the routes model routing needs, so users write
 /// none by hand: for each (route, cluster) pair a clone of the route bound to that cluster (YARP's
 /// two-argument <c>ReassignProxyRequest</c> needs a route whose cluster is the target, or passive health
-/// updates the wrong cluster), with the route's transforms; and the gateway's own routes
-/// (<c>/v1/models</c>, <c>/healthz</c>, <c>/readyz</c>), answered by the pipeline step.
+/// updates the wrong cluster), with the route's transforms and metadata.
 /// </summary>
-internal sealed class ModelRoutingProxyConfigProvider(IReadOnlyList<IProxyConfigProvider> inner) : IProxyConfigProvider
+/// <remarks>
+/// A clone's id is made from its (route, cluster) pair, never from a position, so adding or removing a
+/// cluster leaves every other pair's route as it was: a request paired with a clone while YARP applies a
+/// new configuration still gets the route bound to its cluster. Routes that would match the same requests
+/// are refused (<see cref="RouteOverlap"/>): at start-up with an exception naming both, on a reload with an
+/// error in the log while the last good configuration stays in force.
+/// </remarks>
+internal sealed partial class ModelRoutingProxyConfigProvider(IReadOnlyList<IProxyConfigProvider> inner, ILogger<ModelRoutingProxyConfigProvider>? logger = null)
+    : IProxyConfigProvider
 {
     /// <summary>Every route this provider generates has an id starting with this.</summary>
     public const string GeneratedRoutePrefix = "__model-routing/";
 
-    public const string ModelsRouteId = GeneratedRoutePrefix + "models";
-    public const string ModelRouteId = GeneratedRoutePrefix + "model";
-    public const string HealthRouteId = GeneratedRoutePrefix + "healthz";
-    public const string ReadyRouteId = GeneratedRoutePrefix + "readyz";
-
     private const string ClonePrefix = GeneratedRoutePrefix + "clone/";
+    private static readonly ConcurrentDictionary<(string Route, string Cluster), string> s_cloneIds = new();
 
+    private readonly ILogger _logger = logger ?? NullLogger<ModelRoutingProxyConfigProvider>.Instance;
     private readonly Lock _lock = new();
     private MergedConfig? _current;
 
     public IProxyConfig GetConfig() => Current;
 
-    /// <summary>Gets the merged configuration: the inner providers' routes and clusters plus the generated routes.</summary>
+    /// <summary>
+    /// Gets the merged configuration: the inner providers' routes and clusters plus the generated routes.
+    /// </summary>
+    /// <exception cref="ModelRoutingConfigurationException">The first configuration has overlapping routes.</exception>
     public MergedConfig Current
     {
         get
@@ -40,23 +53,52 @@ internal sealed class ModelRoutingProxyConfigProvider(IReadOnlyList<IProxyConfig
 
             lock (_lock)
             {
-                if (_current is null || !_current.IsBuiltFrom(configs))
+                if (_current is not null && _current.IsBuiltFrom(configs))
                 {
-                    _current = new MergedConfig(configs);
+                    return _current;
                 }
 
-                return _current;
+                var next = new MergedConfig(configs);
+                if (next.Errors.Count > 0)
+                {
+                    if (_current is null)
+                    {
+                        throw new ModelRoutingConfigurationException(next.Errors);
+                    }
+
+                    Log.ReloadRejected(_logger, string.Join("; ", next.Errors));
+                    next = _current.WithSources(configs);
+                }
+
+                return _current = next;
             }
         }
     }
 
-    /// <summary>Gets the id of the clone of <paramref name="routeId"/> bound to <paramref name="clusterId"/>, if any.</summary>
+    /// <summary>Returns whether <paramref name="routeId"/> is a route this provider generated.</summary>
     public static bool IsGenerated(string routeId) => routeId.StartsWith(GeneratedRoutePrefix, StringComparison.Ordinal);
+
+    /// <summary>Gets the id of the clone of <paramref name="routeId"/> bound to <paramref name="clusterId"/>; the same for the same pair.</summary>
+    public static string CloneRouteId(string routeId, string clusterId)
+    {
+        if (s_cloneIds.TryGetValue((routeId, clusterId), out var id))
+        {
+            return id;
+        }
+
+        if (s_cloneIds.Count > 10_000)
+        {
+            s_cloneIds.Clear();
+        }
+
+        // Escaped, so no two pairs give one id (a '/' in either id is %2F).
+        id = ClonePrefix + Uri.EscapeDataString(routeId) + "/" + Uri.EscapeDataString(clusterId);
+        return s_cloneIds[(routeId, clusterId)] = id;
+    }
 
     internal sealed class MergedConfig : IProxyConfig
     {
         private readonly IProxyConfig[] _sources;
-        private readonly Dictionary<(string Route, string Cluster), string> _clones = [];
 
         public MergedConfig(IProxyConfig[] sources)
         {
@@ -64,9 +106,9 @@ internal sealed class ModelRoutingProxyConfigProvider(IReadOnlyList<IProxyConfig
             var userRoutes = sources.SelectMany(s => s.Routes).Where(r => !IsGenerated(r.RouteId)).ToList();
             var clusters = sources.SelectMany(s => s.Clusters).ToList();
             ClusterIds = clusters.Select(c => c.ClusterId).ToHashSet(StringComparer.Ordinal);
+            Errors = RouteOverlap.Find(userRoutes);
 
             var routes = new List<RouteConfig>(userRoutes);
-            var n = 0;
             foreach (var route in userRoutes)
             {
                 foreach (var cluster in clusters)
@@ -76,35 +118,34 @@ internal sealed class ModelRoutingProxyConfigProvider(IReadOnlyList<IProxyConfig
                         continue;
                     }
 
-                    var id = $"{ClonePrefix}{n}";
-                    _clones[(route.RouteId, cluster.ClusterId)] = id;
+                    var id = CloneRouteId(route.RouteId, cluster.ClusterId);
                     routes.Add(route with
                     {
                         RouteId = id,
                         ClusterId = cluster.ClusterId,
                         Order = int.MaxValue,
 
-                        // Unique, so a request that names it is not ambiguous; the pipeline step refuses it.
-                        Match = new RouteMatch { Path = $"/{ClonePrefix}{n}" },
+                        // Unique and not a path a client would send; the gateway refuses it as an unknown path.
+                        Match = new RouteMatch { Path = "/" + GeneratedRoutePrefix + "clone/" + Convert.ToHexStringLower(XxHash128.Hash(Encoding.UTF8.GetBytes(id))) },
                     });
-                    n++;
                 }
-            }
-
-            if (clusters.Count > 0)
-            {
-                var anyCluster = clusters[0].ClusterId;
-                routes.Add(Own(ModelsRouteId, "/v1/models", anyCluster));
-                routes.Add(Own(ModelRouteId, "/v1/models/{**id}", anyCluster));
-                routes.Add(Own(HealthRouteId, "/healthz", anyCluster));
-                routes.Add(Own(ReadyRouteId, "/readyz", anyCluster));
             }
 
             Routes = routes;
             Clusters = clusters;
-            var tokens = sources.Select(s => s.ChangeToken).ToList();
-            ChangeToken = tokens.Count == 1 ? tokens[0] : new CompositeChangeToken(tokens);
+            ChangeToken = Combine(sources);
             RevisionId = string.Join("|", sources.Select(s => s.RevisionId));
+        }
+
+        private MergedConfig(MergedConfig lastGood, IProxyConfig[] sources)
+        {
+            _sources = sources;
+            Routes = lastGood.Routes;
+            Clusters = lastGood.Clusters;
+            ClusterIds = lastGood.ClusterIds;
+            Errors = [];
+            ChangeToken = Combine(sources);
+            RevisionId = lastGood.RevisionId;
         }
 
         public IReadOnlyList<RouteConfig> Routes { get; }
@@ -115,19 +156,24 @@ internal sealed class ModelRoutingProxyConfigProvider(IReadOnlyList<IProxyConfig
 
         public string RevisionId { get; }
 
+        /// <summary>Gets the cluster ids of this configuration.</summary>
         public IReadOnlySet<string> ClusterIds { get; }
+
+        /// <summary>Gets why the sources' configuration is refused (empty when it is not).</summary>
+        public IReadOnlyList<string> Errors { get; }
 
         public bool IsBuiltFrom(IProxyConfig[] configs) => configs.AsSpan().SequenceEqual(_sources);
 
-        public bool TryGetCloneRouteId(string routeId, string clusterId, out string? cloneId) =>
-            _clones.TryGetValue((routeId, clusterId), out cloneId);
+        /// <summary>Keeps this configuration in force while watching <paramref name="sources"/> for the next change.</summary>
+        public MergedConfig WithSources(IProxyConfig[] sources) => new(this, sources);
 
-        private static RouteConfig Own(string id, string path, string cluster) => new()
-        {
-            RouteId = id,
-            ClusterId = cluster,
-            Order = -100_000,
-            Match = new RouteMatch { Path = path, Methods = ["GET", "HEAD"] },
-        };
+        private static IChangeToken Combine(IProxyConfig[] sources) =>
+            sources.Length == 1 ? sources[0].ChangeToken : new CompositeChangeToken([.. sources.Select(s => s.ChangeToken)]);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(20, LogLevel.Error, "The new ReverseProxy configuration is refused; the last good one stays in force: {Errors}", EventName = "ProxyConfigRejected")]
+        public static partial void ReloadRejected(ILogger logger, string errors);
     }
 }

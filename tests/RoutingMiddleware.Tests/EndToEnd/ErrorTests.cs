@@ -343,15 +343,16 @@ public sealed partial class ErrorTests
     }
 
     [Fact]
-    public async Task NonInspectedRequest_PassesThroughToRouteCluster_Untouched()
+    public async Task PassThroughRequest_WithoutModel_GoesToRouteCluster_Untouched()
     {
         await using var first = await TestBackend.StartAsync("first");
         await using var second = await TestBackend.StartAsync("second");
         await using var gateway = await TestGateway.StartAsync(TestGateway.Config(
             new Dictionary<string, string[]> { ["c1"] = [first.Url], ["c2"] = [second.Url] },
-            [TestGateway.Endpoint("m2", "c2", isDefault: true)]));
+            [TestGateway.Endpoint("m2", "c2", isDefault: true)],
+            new JsonObject { ["PassThroughPaths"] = new JsonArray("/v1/files") }));
 
-        // A GET on a proxied path: straight to the route's cluster, not to the default endpoint's cluster.
+        // A GET on a pass-through path: straight to the route's cluster, not to the default endpoint's cluster.
         using (var request = new HttpRequestMessage(HttpMethod.Get, "/v1/files?purpose=fine-tune"))
         {
             request.Headers.Add("x-custom", "kept");

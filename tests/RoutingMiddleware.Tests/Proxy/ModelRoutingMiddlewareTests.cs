@@ -56,9 +56,33 @@ public sealed class ModelRoutingMiddlewareTests
     [InlineData("GET", "/v1/chat/completions")]
     [InlineData("POST", "/v1/files")]
     [InlineData("POST", "/v1/audio/transcriptions")]
-    public async Task NotInspected_PassesThroughUntouched(string method, string path)
+    [InlineData("POST", "/v1/load_lora_adapter")]
+    public async Task OffTheClientSurface_Returns404UnknownPath_WithoutForwarding(string method, string path)
     {
         await using var host = await ModelRoutingTestHost.StartAsync(("a", "c1", 4096, true));
+
+        using var request = new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent("not json at all") };
+        using var response = await host.Client.SendAsync(request);
+        var echo = await ModelRoutingTestHost.Echo.ReadAsync(response);
+
+        Assert.Equal(404, echo.Status);
+        Assert.Equal("unknown_path", echo.ErrorCode);
+        Assert.Null(echo.Route);
+    }
+
+    [Theory]
+    [InlineData("GET", "/v1/files/file-abc")]
+    [InlineData("POST", "/v1/files")]
+    [InlineData("DELETE", "/v1/files/file-abc")]
+    public async Task PassThroughPath_WithoutModel_IsForwardedUntouched(string method, string path)
+    {
+        await using var host = await ModelRoutingTestHost.StartAsync(
+            o =>
+            {
+                o.Endpoints.Add(new ModelEndpointOptions { Id = "a", Cluster = "c1", IsDefault = true });
+                o.PassThroughPaths = ["/v1/files", "/v1/files/*"];
+            },
+            "c1");
         const string body = "not json at all";
 
         using var request = new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent(body) };
@@ -69,6 +93,83 @@ public sealed class ModelRoutingMiddlewareTests
         Assert.Equal("openai", echo.Route);
         Assert.Equal(body, echo.Body);
         Assert.Null(echo.Header("x-gateway-endpoint"));
+    }
+
+    [Theory]
+    [InlineData("/v1/load_lora_adapter")]
+    [InlineData("/v1/unload_lora_adapter/")]
+    [InlineData("/V1/Load_Lora_Adapter")]
+    [InlineData("/v1/load%5Flora_adapter")]
+    [InlineData("/v1/sleep")]
+    public async Task ManagementPath_UnderAPassThroughPrefix_IsNeverForwarded(string path)
+    {
+        await using var host = await ModelRoutingTestHost.StartAsync(
+            o =>
+            {
+                o.Endpoints.Add(new ModelEndpointOptions { Id = "a", Cluster = "c1", IsDefault = true });
+                o.PassThroughPaths = ["/v1/*"];
+            },
+            "c1");
+
+        var echo = await host.PostAsync(path, """{"lora_name":"x","lora_path":"/tmp/x"}""");
+
+        Assert.Equal(404, echo.Status);
+        Assert.Equal("unknown_path", echo.ErrorCode);
+        Assert.Null(echo.Route);
+    }
+
+    [Fact]
+    public async Task PassThroughPost_NamingAModel_IsResolvedAndRewritten()
+    {
+        await using var host = await ModelRoutingTestHost.StartAsync(
+            o =>
+            {
+                o.Endpoints.Add(new ModelEndpointOptions { Id = "a", Cluster = "c1", IsDefault = true });
+                o.Endpoints.Add(new ModelEndpointOptions { Id = "rr", Cluster = "c2", UpstreamModel = "bge-reranker", Aliases = ["rerank"] });
+                o.PassThroughPaths = ["/v1/rerank"];
+            },
+            "c1",
+            "c2");
+
+        var routed = await host.PostAsync("/v1/rerank", """{"model":"rerank","query":"q","documents":["a"]}""");
+        var unknown = await host.PostAsync("/v1/rerank", """{"model":"nope","query":"q"}""");
+
+        Assert.Equal(200, routed.Status);
+        Assert.Equal("c2", routed.Cluster);
+        Assert.Equal("""{"model":"bge-reranker","query":"q","documents":["a"]}""", routed.Body);
+        Assert.Equal("rr", routed.Header("x-gateway-endpoint"));
+        Assert.Equal(404, unknown.Status);
+        Assert.Equal("model_not_found", unknown.ErrorCode);
+    }
+
+    [Fact]
+    public async Task PassThroughMultipart_NamingAModel_IsResolvedAndOnlyTheFieldRewritten()
+    {
+        await using var host = await ModelRoutingTestHost.StartAsync(
+            o =>
+            {
+                o.Endpoints.Add(new ModelEndpointOptions { Id = "a", Cluster = "c1", IsDefault = true });
+                o.Endpoints.Add(new ModelEndpointOptions { Id = "whisper", Cluster = "c2", UpstreamModel = "openai/whisper-large-v3", Aliases = ["whisper-1"] });
+                o.PassThroughPaths = ["/v1/audio/transcriptions"];
+            },
+            "c1",
+            "c2");
+        using var form = new MultipartFormDataContent("----boundary42")
+        {
+            { new ByteArrayContent([0x52, 0x49, 0x46, 0x46, 0x00, 0xFF, 0x0D, 0x0A]), "file", "a.wav" },
+            { new StringContent("whisper-1"), "model" },
+            { new StringContent("json"), "response_format" },
+        };
+        var sent = await form.ReadAsByteArrayAsync();
+
+        using var response = await host.Client.PostAsync("/v1/audio/transcriptions", form);
+        var echo = await ModelRoutingTestHost.Echo.ReadAsync(response);
+
+        Assert.Equal(200, echo.Status);
+        Assert.Equal("c2", echo.Cluster);
+        Assert.Equal("whisper", echo.Header("x-gateway-endpoint"));
+        var expected = Encoding.Latin1.GetString(sent).Replace("\r\n\r\nwhisper-1\r\n", "\r\n\r\nopenai/whisper-large-v3\r\n", StringComparison.Ordinal);
+        Assert.Equal(expected, Encoding.Latin1.GetString(echo.BodyBytes));
     }
 
     [Fact]
@@ -86,7 +187,8 @@ public sealed class ModelRoutingMiddlewareTests
         var chat = await host.PostAsync("/v1/chat/completions", """{"model":"nope"}""");
 
         Assert.Equal("model_not_found", reranked.ErrorCode);
-        Assert.Equal(200, chat.Status);
+        Assert.Equal(404, chat.Status);
+        Assert.Equal("unknown_path", chat.ErrorCode);
     }
 
     [Theory]

@@ -89,11 +89,14 @@ internal sealed class ModelRoutingTestHost : IAsyncDisposable
         public static async Task<Echo> ReadAsync(HttpResponseMessage response)
         {
             static string? Header(HttpResponseMessage r, string name) => r.Headers.TryGetValues(name, out var v) ? v.Single() : null;
-            var body = await response.Content.ReadAsStringAsync();
+            var bytes = await response.Content.ReadAsByteArrayAsync();
+            var body = Encoding.UTF8.GetString(bytes);
             var length = Header(response, "x-echo-content-length");
             return new Echo((int)response.StatusCode, Header(response, "x-echo-cluster"), Header(response, "x-echo-route"),
-                Header(response, "x-echo-route-cluster"), body, length is null ? null : long.Parse(length, System.Globalization.CultureInfo.InvariantCulture), response);
+                Header(response, "x-echo-route-cluster"), body, length is null ? null : long.Parse(length, System.Globalization.CultureInfo.InvariantCulture), response) { BodyBytes = bytes };
         }
+
+        public byte[] BodyBytes { get; init; } = [];
 
         public string? ErrorCode => Status >= 400 ? JsonDocument.Parse(Body).RootElement.GetProperty("error").GetProperty("code").GetString() : null;
 

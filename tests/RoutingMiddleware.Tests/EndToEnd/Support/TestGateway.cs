@@ -6,8 +6,9 @@ using ProxyHost;
 namespace ModelRouting.Tests.EndToEnd.Support;
 
 /// <summary>
-/// The real gateway host (ProxyHost's <see cref="GatewayApp"/>) on Kestrel at a free loopback port, with its
-/// appsettings.json written to a temporary content root. Cleans up on dispose.
+/// The real gateway host (ProxyHost's <see cref="GatewayApp"/>) on Kestrel at a free loopback port, started as
+/// a user starts it: the shipped appsettings.json as it is, and the test's deployment in a file given with
+/// <c>--config</c>. Cleans up on dispose.
 /// </summary>
 public sealed class TestGateway : IAsyncDisposable
 {
@@ -23,7 +24,7 @@ public sealed class TestGateway : IAsyncDisposable
     public string Directory { get; }
 
     /// <summary>Gets the configuration file the gateway was started with; tests edit it to reload.</summary>
-    public string ConfigFile => Path.Combine(Directory, "appsettings.json");
+    public string ConfigFile => Path.Combine(Directory, "gateway.json");
 
     public Uri BaseAddress => Client.BaseAddress!;
 
@@ -31,7 +32,7 @@ public sealed class TestGateway : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    /// <summary>Starts the gateway with <paramref name="appsettings"/> as its appsettings.json.</summary>
+    /// <summary>Starts the gateway with <paramref name="appsettings"/> as its <c>--config</c> file.</summary>
     public static async Task<TestGateway> StartAsync(JsonObject appsettings, params string[] args)
     {
         var directory = Path.Combine(Path.GetTempPath(), "gateway-test-" + Guid.NewGuid().ToString("N"));
@@ -46,8 +47,9 @@ public sealed class TestGateway : IAsyncDisposable
         modelRouting["Admin"] = admin;
         admin["Urls"] ??= "";
         admin["StateFile"] ??= Path.Combine(directory, "state.json");
-        await File.WriteAllTextAsync(Path.Combine(directory, "appsettings.json"), appsettings.ToJsonString());
-        var app = await GatewayApp.BuildAsync(["--urls", "http://127.0.0.1:0", .. args], directory);
+        var configFile = Path.Combine(directory, "gateway.json");
+        await File.WriteAllTextAsync(configFile, appsettings.ToJsonString());
+        var app = await GatewayApp.BuildAsync(["--urls", "http://127.0.0.1:0", "--config", configFile, .. args], AppContext.BaseDirectory);
         await app.StartAsync();
         return new TestGateway(app, directory);
     }
