@@ -41,6 +41,13 @@ public static class GatewayApp
         }
 
         var app = builder.Build();
+        if (modelRouting && app.Configuration.GetSection("ModelRouting:Keys").GetChildren().Any())
+        {
+            // Safe by default: a configuration that expects client keys must not start an open gateway.
+            throw new ModelRoutingConfigurationException(
+                "ModelRouting:Keys: client keys are not supported by this version; refusing a configuration that expects them (the gateway would admit every client).");
+        }
+
         if (modelRouting)
         {
             app.MapReverseProxy(proxy =>
@@ -64,6 +71,30 @@ public static class GatewayApp
         }
 
         return app;
+    }
+
+    /// <summary>
+    /// Validates the configuration <paramref name="args"/> select (SPEC §11, <c>--check</c>): writes every error,
+    /// or a summary, to <paramref name="output"/> without listening. Returns whether it is valid.
+    /// </summary>
+    public static async Task<bool> CheckAsync(string[] args, TextWriter output, string? contentRoot = null)
+    {
+        WebApplication app;
+        try
+        {
+            // The summary is the output: the gateway's own start-up logs only where something is wrong.
+            app = await BuildAsync(["--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:ModelRouting=Warning", .. args], contentRoot);
+        }
+        catch (Exception e) when (IsStartupError(e))
+        {
+            await output.WriteLineAsync("Configuration check FAILED:" + Environment.NewLine + "  " + Describe(e));
+            return false;
+        }
+
+        await using (app)
+        {
+            return await ModelRoutingConfigurationCheck.RunAsync(app.Services, app.Configuration, output);
+        }
     }
 
     /// <summary>Returns whether <paramref name="e"/> is a configuration or start-up error to report without a stack trace.</summary>

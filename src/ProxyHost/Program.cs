@@ -9,9 +9,15 @@ if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLET
 }
 
 // The gateway: YARP plus model routing, configured from appsettings.json (+ --config files, environment
-// variables). `--demo` puts embedded OpenAI-compatible demo backends behind every configured destination.
+// variables). `--demo` puts embedded OpenAI-compatible demo backends behind every configured destination;
+// `--check` validates the configuration, prints a summary and exits 0 or 1 without listening.
 try
 {
+    if (args.Contains("--check"))
+    {
+        return await GatewayApp.CheckAsync([.. args.Where(a => a is not "--check" and not "--demo")], Console.Out) ? 0 : 1;
+    }
+
     await using var app = await GatewayApp.BuildAsync(args);
     await app.RunAsync();
     return 0;

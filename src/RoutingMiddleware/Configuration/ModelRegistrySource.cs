@@ -55,11 +55,27 @@ public sealed partial class ModelRegistrySource : IDisposable
         _store = store ?? new RuntimeStateStore(null);
         _applied = applied;
 
-        // At start-up YARP applies this same configuration before the first request.
-        _clusterIds = _proxyConfig.Current.ClusterIds;
+        // At start-up YARP applies this same configuration before the first request. Every error is reported
+        // at once: the proxy configuration's and the registry's.
+        var proxyErrors = new List<string>();
+        try
+        {
+            _clusterIds = _proxyConfig.Current.ClusterIds;
+        }
+        catch (ModelRoutingConfigurationException e)
+        {
+            proxyErrors.AddRange(e.Errors);
+            _clusterIds = _proxyConfig.InnerClusterIds();
+        }
+
         _optionsInForce = options.CurrentValue;
         var (registry, errors) = ModelRegistryFactory.Build(_optionsInForce, _clusterIds, null, _time);
-        _configured = registry ?? throw new ModelRoutingConfigurationException(errors);
+        if (registry is null || proxyErrors.Count > 0)
+        {
+            throw new ModelRoutingConfigurationException([.. proxyErrors, .. errors]);
+        }
+
+        _configured = registry;
         _overlay = _store.Load();
         (_administered, _current) = Compose();
         Log.Loaded(_logger, _current.Router.Registry.Count);
@@ -150,6 +166,11 @@ public sealed partial class ModelRegistrySource : IDisposable
     {
         lock (_writeLock)
         {
+            if (clusterIds.SetEquals(_clusterIds) && ReferenceEquals(_options.CurrentValue, _optionsInForce))
+            {
+                return;
+            }
+
             Volatile.Write(ref _clusterIds, clusterIds);
         }
 

@@ -75,6 +75,10 @@ internal sealed partial class ModelRoutingProxyConfigProvider(IReadOnlyList<IPro
         }
     }
 
+    /// <summary>Gets the cluster ids of the inner providers' configuration, whether or not it is valid.</summary>
+    public IReadOnlySet<string> InnerClusterIds() =>
+        inner.SelectMany(p => p.GetConfig().Clusters).Select(c => c.ClusterId).ToHashSet(StringComparer.Ordinal);
+
     /// <summary>Returns whether <paramref name="routeId"/> is a route this provider generated.</summary>
     public static bool IsGenerated(string routeId) => routeId.StartsWith(GeneratedRoutePrefix, StringComparison.Ordinal);
 

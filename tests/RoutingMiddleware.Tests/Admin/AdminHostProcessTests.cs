@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using ModelRouting.Tests.Admin;
+using ModelRouting.Tests.EndToEnd.Support;
 
 namespace ModelRouting.Tests.EndToEnd;
 

@@ -1,7 +1,6 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text;
-using System.Text.RegularExpressions;
+using ModelRouting.Tests.EndToEnd.Support;
 
 namespace ModelRouting.Tests.EndToEnd;
 
@@ -12,7 +11,7 @@ namespace ModelRouting.Tests.EndToEnd;
 /// </summary>
 public sealed partial class HostProcessTests
 {
-    private static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan ExitBound = HostProcess.ExitBound;
 
     [Fact]
     public async Task InvalidConfigFile_ExitsNonZero_NamingEntriesAndFields()
@@ -74,187 +73,5 @@ public sealed partial class HostProcessTests
         Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
         Assert.Equal("qwen3-8b:sql", chat.Headers.GetValues("x-gateway-endpoint").Single());
         Assert.Contains("You asked model 'sql-lora'", await chat.Content.ReadAsStringAsync());
-    }
-
-    [GeneratedRegex(@"Now listening on: (http://127\.0\.0\.1:\d+)")]
-    private static partial Regex ListeningRegex();
-
-    private sealed record ExitResult(bool Exited, int ExitCode, string Output);
-
-    /// <summary>The host as a child process: <c>dotnet ProxyHost.dll …</c>, killed (with its tree) on dispose.</summary>
-    private sealed class HostProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-        private readonly TaskCompletionSource<Uri> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        private HostProcess(Process process)
-        {
-            _process = process;
-        }
-
-        public string Output
-        {
-            get
-            {
-                lock (_output)
-                {
-                    return _output.ToString();
-                }
-            }
-        }
-
-        public static HostProcess Start(string[] args, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null)
-        {
-            var dll = Path.Combine(AppContext.BaseDirectory, "ProxyHost.dll");
-            Assert.True(File.Exists(dll), $"ProxyHost.dll is not next to the test assembly ({dll})");
-            var info = new ProcessStartInfo(DotnetPath())
-            {
-                WorkingDirectory = workingDirectory,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-                StandardOutputEncoding = Encoding.UTF8,
-                StandardErrorEncoding = Encoding.UTF8,
-            };
-            info.ArgumentList.Add(dll);
-            foreach (var arg in args)
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            // Only the configuration this test gives: nothing inherited that ASP.NET Core would read.
-            foreach (var key in info.Environment.Keys.ToList())
-            {
-                if (key.StartsWith("ASPNETCORE_", StringComparison.OrdinalIgnoreCase)
-                    || key.StartsWith("ModelRouting__", StringComparison.OrdinalIgnoreCase)
-                    || key.StartsWith("ReverseProxy__", StringComparison.OrdinalIgnoreCase)
-                    || key.Equals("DOTNET_URLS", StringComparison.OrdinalIgnoreCase)
-                    || key.Equals("DOTNET_ENVIRONMENT", StringComparison.OrdinalIgnoreCase))
-                {
-                    info.Environment.Remove(key);
-                }
-            }
-
-            foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-            {
-                info.Environment[key] = value;
-            }
-
-            var process = new Process { StartInfo = info };
-            var host = new HostProcess(process);
-            process.OutputDataReceived += (_, e) => host.Append(e.Data);
-            process.ErrorDataReceived += (_, e) => host.Append(e.Data);
-            Assert.True(process.Start());
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return host;
-        }
-
-        public static async Task<ExitResult> RunToExitAsync(string[] args, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null)
-        {
-            using var host = Start(args, workingDirectory, environment);
-            using var timeout = new CancellationTokenSource(ExitBound);
-            try
-            {
-                await host._process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return new ExitResult(false, -1, host.Output);
-            }
-
-            // WaitForExitAsync also waits for the redirected streams to reach their end.
-            return new ExitResult(true, host._process.ExitCode, host.Output);
-        }
-
-        public async Task<Uri?> WaitForListeningAsync(TimeSpan bound)
-        {
-            var exited = _process.WaitForExitAsync();
-            var first = await Task.WhenAny(_listening.Task, exited, Task.Delay(bound));
-            return first == _listening.Task ? await _listening.Task : null;
-        }
-
-        public void Dispose()
-        {
-            try
-            {
-                if (!_process.HasExited)
-                {
-                    _process.Kill(entireProcessTree: true);
-                    _process.WaitForExit(10_000);
-                }
-            }
-            catch (InvalidOperationException)
-            {
-            }
-
-            _process.Dispose();
-        }
-
-        private static string DotnetPath()
-        {
-            var hostPath = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-            if (!string.IsNullOrEmpty(hostPath) && File.Exists(hostPath))
-            {
-                return hostPath;
-            }
-
-            var processPath = Environment.ProcessPath;
-            if (processPath is not null && Path.GetFileNameWithoutExtension(processPath).Equals("dotnet", StringComparison.OrdinalIgnoreCase))
-            {
-                return processPath;
-            }
-
-            return "dotnet";
-        }
-
-        private void Append(string? line)
-        {
-            if (line is null)
-            {
-                return;
-            }
-
-            lock (_output)
-            {
-                _output.AppendLine(line);
-            }
-
-            var match = ListeningRegex().Match(line);
-            if (match.Success)
-            {
-                _listening.TrySetResult(new Uri(match.Groups[1].Value));
-            }
-        }
-    }
-
-    private sealed class TempDirectory : IDisposable
-    {
-        public TempDirectory()
-        {
-            Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "gateway-host-test-" + Guid.NewGuid().ToString("N"));
-            Directory.CreateDirectory(Path);
-        }
-
-        public string Path { get; }
-
-        public string Write(string name, string content)
-        {
-            var file = System.IO.Path.Combine(Path, name);
-            File.WriteAllText(file, content);
-            return file;
-        }
-
-        public void Dispose()
-        {
-            try
-            {
-                Directory.Delete(Path, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
     }
 }
