@@ -58,7 +58,7 @@ internal sealed class ClientSurface
     /// <summary>Returns whether <paramref name="path"/> is a pass-through path (never a management path).</summary>
     public bool IsPassThrough(string? path)
     {
-        if (string.IsNullOrEmpty(path) || IsBackendManagementPath(path))
+        if (string.IsNullOrEmpty(path) || IsBackendManagementPath(path) || HasEncodedDotSegment(path))
         {
             return false;
         }
@@ -122,6 +122,11 @@ internal sealed class ClientSurface
 
         return null;
     }
+
+    // Kestrel removes dot segments, but not percent-encoded ones ("%2F..%2F"), which a backend may decode and
+    // resolve: such a path could step out of a pass-through prefix, so it never passes.
+    private static bool HasEncodedDotSegment(string path) =>
+        path.Contains('%', StringComparison.Ordinal) && Uri.UnescapeDataString(path).Replace('\\', '/').Split('/').Any(s => s is "." or "..");
 
     private static string Normalize(string path) => path.Length > 1 && path.EndsWith('/') ? path.TrimEnd('/') : path;
 }

@@ -101,6 +101,8 @@ public sealed class ModelRoutingMiddlewareTests
     [InlineData("/V1/Load_Lora_Adapter")]
     [InlineData("/v1/load%5Flora_adapter")]
     [InlineData("/v1/sleep")]
+    [InlineData("/v1/files%2F..%2Fload_lora_adapter")]
+    [InlineData("/v1/x%2F..%2F..%2Fsleep")]
     public async Task ManagementPath_UnderAPassThroughPrefix_IsNeverForwarded(string path)
     {
         await using var host = await ModelRoutingTestHost.StartAsync(
