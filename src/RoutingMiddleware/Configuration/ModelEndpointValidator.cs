@@ -77,6 +77,18 @@ internal static class ModelEndpointValidator
             }
         }
 
+        foreach (var fallback in entry.Fallbacks ?? [])
+        {
+            if (string.IsNullOrWhiteSpace(fallback))
+            {
+                Fail("Fallbacks", "Fallbacks: a fallback must be a non-empty endpoint id");
+            }
+            else if (fallback == id)
+            {
+                Fail("Fallbacks", $"Fallbacks: '{fallback}' is the endpoint itself");
+            }
+        }
+
         if (failed || string.IsNullOrEmpty(id))
         {
             return null;
@@ -94,6 +106,7 @@ internal static class ModelEndpointValidator
             Description = entry.Description ?? "",
             Aliases = entry.Aliases?.ToArray() ?? [],
             TokenEncoding = string.IsNullOrWhiteSpace(entry.TokenEncoding) ? null : entry.TokenEncoding,
+            Fallbacks = entry.Fallbacks?.Distinct(StringComparer.Ordinal).ToArray() ?? [],
         };
     }
 

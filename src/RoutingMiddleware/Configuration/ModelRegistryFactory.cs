@@ -104,6 +104,20 @@ public static class ModelRegistryFactory
             endpoints.Add(endpoint);
         }
 
+        foreach (var endpoint in endpoints)
+        {
+            foreach (var fallback in endpoint.Fallbacks)
+            {
+                if (!seenIds.ContainsKey(fallback))
+                {
+                    var where = $"ModelRouting:Endpoints[{seenIds[endpoint.Id.Value]}] ('{endpoint.Id}')";
+                    errors.Add(aliasOwners.TryGetValue(fallback, out var owner)
+                        ? $"{where}: Fallbacks: '{fallback}' is an alias; name the endpoint id '{owner}'"
+                        : $"{where}: Fallbacks: '{fallback}' is not an endpoint id");
+                }
+            }
+        }
+
         foreach (var (alias, owner) in aliasOwners)
         {
             if (seenIds.TryGetValue(alias, out var index))

@@ -135,6 +135,12 @@ public sealed class ModelEndpointOptions
 
     /// <summary>Gets or sets this endpoint's token estimation encoding (overrides the global one).</summary>
     public string? TokenEncoding { get; set; }
+
+    /// <summary>
+    /// Gets or sets the endpoint ids tried in order when this endpoint's backends fail before a response
+    /// starts (SPEC §13); only those Ready and large enough for the request are tried. Defaults to none.
+    /// </summary>
+    public List<string>? Fallbacks { get; set; }
 }
 
 /// <summary>One adapter of an adapter stack.</summary>

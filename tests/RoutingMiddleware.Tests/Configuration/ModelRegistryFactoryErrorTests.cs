@@ -39,6 +39,30 @@ public class ModelRegistryFactoryErrorTests
         AssertNames(error, $"{X}: Cluster", "'nope'", "llama-pool, qwen-pool");
     }
 
+    [Theory]
+    [InlineData("nope", "Fallbacks: 'nope' is not an endpoint id")]
+    [InlineData("gpt", "Fallbacks: 'gpt' is an alias; name the endpoint id 'base'")]
+    [InlineData("x", "Fallbacks: 'x' is the endpoint itself")]
+    [InlineData(" ", "Fallbacks: a fallback must be a non-empty endpoint id")]
+    public void Build_BadFallback_NamesEntryAndField(string fallback, string expected)
+    {
+        var error = SingleErrorForX(x => x.Fallbacks = [fallback]);
+
+        Assert.Equal($"{X}: {expected}", error);
+    }
+
+    [Fact]
+    public void Build_Fallbacks_AreKeptInOrder()
+    {
+        var x = Entry("x");
+        x.Fallbacks = ["base", "y", "base"];
+        var (registry, errors) = Build(Entry("base", "gpt"), x, Entry("y"));
+
+        Assert.Empty(errors);
+        Assert.True(registry!.TryGet("x", out var endpoint));
+        Assert.Equal(["base", "y"], endpoint.Fallbacks);
+    }
+
     [Fact]
     public void Build_ClusterDiffersInCase_IsUnknown()
     {
