@@ -67,6 +67,7 @@ public static class ModelRoutingServiceCollectionExtensions
         services.TryAddSingleton(sp => new PromptTokenEstimator(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
             sp.GetRequiredService<ITokenCounter>()));
+        services.AddModelRoutingAdmin();
         services.TryAddSingleton(sp => new RuntimeStateStore(StateFilePath(sp)));
         services.TryAddSingleton(sp => new ModelRegistrySource(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
@@ -75,7 +76,6 @@ public static class ModelRoutingServiceCollectionExtensions
             sp.GetRequiredService<ILogger<ModelRegistrySource>>(),
             sp.GetRequiredService<RuntimeStateStore>()));
         services.TryAddSingleton<VllmAdapterManager>();
-        services.TryAddSingleton<AdminApi>();
         services.AddHostedService<ModelRoutingStartup>();
         services.AddHostedService<ClusterHealthMonitor>();
         services.AddHostedService<ModelDiscoveryService>();
