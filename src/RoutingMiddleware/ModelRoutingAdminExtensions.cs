@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using ModelRouting.Admin;
+using ModelRouting.Errors;
 using ModelRouting.Proxy;
 
 namespace Microsoft.AspNetCore.Builder;
@@ -37,6 +38,10 @@ public static class ModelRoutingAdminExtensions
         group.MapPut("/aliases/{**alias}", AdminRequestDelegate.For<AliasHandlers>(h => h.PutAsync));
         group.MapDelete("/aliases/{**alias}", AdminRequestDelegate.For<AliasHandlers>(h => h.DeleteAsync));
         group.MapPut("/default", AdminRequestDelegate.For<DefaultHandlers>(h => h.PutAsync));
+
+        // Any other path or method under the prefix: an OpenAI-shaped 404 rather than routing's bare 404/405, and
+        // the prefix stays reserved (never a catch-all proxy route's) on every listener.
+        group.Map("/{**path}", static context => OpenAIError.NotFound("There is no such admin call.").WriteAsync(context));
         group.RequireManagementListener();
         group.RequireAuthorization(AdminServiceCollectionExtensions.PolicyName);
         return group;

@@ -366,6 +366,25 @@ public sealed class AdminApiTests : IAsyncLifetime, IDisposable
         Assert.Equal("base", noModel.Headers.GetValues("x-gateway-endpoint").Single());
     }
 
+    [Theory]
+    [InlineData("POST", "/admin/endpoints")]
+    [InlineData("PATCH", "/admin/default")]
+    [InlineData("GET", "/admin/no-such-call")]
+    [InlineData("GET", "/admin")]
+    public async Task UnknownAdminCall_Returns404OpenAIError_OnBothListeners(string method, string path)
+    {
+        foreach (var client in new[] { _gateway.Client, _gateway.ManagementClient })
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(method), path);
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Key);
+
+            using var response = await client.SendAsync(request);
+
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            Assert.Equal("not_found", (await TestGateway.ReadErrorAsync(response)).Code);
+        }
+    }
+
     [Fact]
     public async Task ManagementListener_DoesNotServeTheProxy_ButAnswersHealth()
     {
