@@ -1,11 +1,7 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using ModelRouting.Adapters;
 using ModelRouting.Configuration;
 using ModelRouting.Errors;
-using ModelRouting.Health;
-using ModelRouting.Registry;
 
 namespace ModelRouting.Admin;
 
