@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -16,7 +17,7 @@ namespace ModelRouting.Admin;
 /// The admin API's authentication scheme: <c>Authorization: Bearer &lt;ModelRouting:Admin:Key&gt;</c>, compared
 /// in fixed time. Its challenge answers an OpenAI-shaped 401 with <c>WWW-Authenticate: Bearer</c>, or 404 while
 /// no key is configured (the admin API is off). Never the default scheme: it runs only for endpoints whose
-/// policy names it, so the proxy routes are untouched.
+/// policy names it, so the proxy routes are untouched (and it authenticates nothing else if a host made it the default).
 /// </summary>
 internal sealed partial class AdminKeyAuthenticationHandler(
     IOptionsMonitor<AdminKeyAuthenticationOptions> schemeOptions,
@@ -35,7 +36,7 @@ internal sealed partial class AdminKeyAuthenticationHandler(
     {
         var key = routing.CurrentValue.Admin.Key;
         var header = Request.Headers.Authorization.ToString();
-        if (string.IsNullOrEmpty(key) || header.Length == 0)
+        if (string.IsNullOrEmpty(key) || header.Length == 0 || !IsAdminEndpoint(Context.GetEndpoint()))
         {
             return Task.FromResult(AuthenticateResult.NoResult());
         }
@@ -65,6 +66,11 @@ internal sealed partial class AdminKeyAuthenticationHandler(
     /// <inheritdoc />
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         new OpenAIError(StatusCodes.Status403Forbidden, OpenAIError.InvalidRequestError, "forbidden", "The admin key does not allow this call.").WriteAsync(Context);
+
+    // Only the admin endpoints are authenticated with the admin key, even if a host made this scheme its default:
+    // a client's API key on a proxy request is never compared with it, nor logged as a failed admin login.
+    private static bool IsAdminEndpoint(Endpoint? endpoint) =>
+        endpoint is not null && endpoint.Metadata.GetOrderedMetadata<IAuthorizeData>().Any(a => a.Policy == AdminServiceCollectionExtensions.PolicyName);
 
     /// <summary>Whether <paramref name="header"/> is <c>Bearer &lt;key&gt;</c>, compared in fixed time.</summary>
     internal static bool Matches(string header, string key)

@@ -13,19 +13,29 @@ namespace ModelRouting.Admin;
 /// scheme and authorization policy, the runtime state store and the handlers. Called by <c>AddModelRouting</c>.
 /// </summary>
 /// <remarks>
-/// The scheme is never made the default and no fallback policy is set, so only endpoints that name the policy
-/// (the admin API) authenticate; proxy routes stay anonymous and the per-request cost elsewhere is the empty
-/// pass of ASP.NET Core's authentication and authorization middleware.
+/// The scheme is never the default (not even the automatic default of a lone scheme) and no fallback policy is
+/// set, so only endpoints that name the policy (the admin API) authenticate; proxy routes stay anonymous and
+/// the per-request cost elsewhere is the empty pass of ASP.NET Core's authentication and authorization middleware.
 /// </remarks>
 internal static class AdminServiceCollectionExtensions
 {
     /// <summary>The authorization policy the admin endpoints require.</summary>
     public const string PolicyName = "ModelRoutingAdmin";
 
+    private const string SuppressAutoDefaultScheme = "Microsoft.AspNetCore.Authentication.SuppressAutoDefaultScheme";
+
     public static IServiceCollection AddModelRoutingAdmin(this IServiceCollection services)
     {
         services.TryAddSingleton<ManagementListener>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<MatcherPolicy, ManagementListenerMatcherPolicy>());
+
+        // A lone scheme becomes the default (ASP.NET Core 7+) and would run on every request, proxy requests included.
+        // With another scheme registered there is no automatic default anyway, so turning it off changes nothing
+        // else for this host; a host that set the switch itself keeps its choice.
+        if (!AppContext.TryGetSwitch(SuppressAutoDefaultScheme, out _))
+        {
+            AppContext.SetSwitch(SuppressAutoDefaultScheme, true);
+        }
 
         services.AddAuthentication()
             .AddScheme<AdminKeyAuthenticationOptions, AdminKeyAuthenticationHandler>(AdminKeyAuthenticationHandler.SchemeName, displayName: null, configureOptions: null);

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using ModelRouting.Tests.EndToEnd.Support;
 using static ModelRouting.Tests.Admin.AdminTestSupport;
 
@@ -399,6 +400,18 @@ public sealed class AdminApiTests : IAsyncLifetime, IDisposable
         Assert.Equal(before, _backend.Requests.Count);
         Assert.Equal(HttpStatusCode.OK, (await _gateway.ManagementClient.GetAsync("/healthz")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await _gateway.ManagementClient.GetAsync("/readyz")).StatusCode);
+    }
+
+    [Fact]
+    public async Task AuthServices_AdminSchemeIsNeverTheDefault_AndNoFallbackPolicy()
+    {
+        var schemes = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Authentication.IAuthenticationSchemeProvider>();
+        var policies = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Authorization.IAuthorizationPolicyProvider>();
+
+        Assert.Null(await schemes.GetDefaultAuthenticateSchemeAsync());
+        Assert.NotNull(await schemes.GetSchemeAsync("ModelRoutingAdmin"));
+        Assert.Null(await policies.GetFallbackPolicyAsync());
+        Assert.NotNull(await policies.GetPolicyAsync("ModelRoutingAdmin"));
     }
 
     [Fact]
