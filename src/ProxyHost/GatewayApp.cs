@@ -36,7 +36,7 @@ public static class GatewayApp
         var proxyBuilder = builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
         if (modelRouting)
         {
-            AddAdminUrls(builder);
+            ManagementListenerUrls.Add(builder);
             proxyBuilder.AddModelRouting(builder.Configuration.GetSection("ModelRouting"));
         }
 
@@ -145,20 +145,5 @@ public static class GatewayApp
         }
 
         return (files, demo, [.. rest]);
-    }
-
-    // The admin API can be bound to its own port (ModelRouting:Admin:Urls, e.g. loopback only): Kestrel
-    // listens on it as well as on the public URLs.
-    private static void AddAdminUrls(WebApplicationBuilder builder)
-    {
-        var admin = builder.Configuration["ModelRouting:Admin:Urls"];
-        if (string.IsNullOrWhiteSpace(admin))
-        {
-            return;
-        }
-
-        var split = StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries;
-        var urls = (builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? "http://localhost:5000").Split(';', split);
-        builder.WebHost.UseUrls([.. urls, .. admin.Split(';', split).Except(urls, StringComparer.OrdinalIgnoreCase)]);
     }
 }

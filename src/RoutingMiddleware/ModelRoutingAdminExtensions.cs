@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using ModelRouting.Admin;
+using ModelRouting.Errors;
 using ModelRouting.Proxy;
 
 namespace Microsoft.AspNetCore.Builder;
@@ -13,8 +14,11 @@ public static class ModelRoutingAdminExtensions
     /// Maps the admin API under <paramref name="prefix"/> (default <c>/admin</c>) as ASP.NET Core endpoints:
     /// <c>GET/PUT/DELETE {prefix}/endpoints/{id}</c>, <c>GET {prefix}/endpoints</c>, <c>PUT {prefix}/status/{id}</c>,
     /// <c>GET {prefix}/aliases</c>, <c>PUT/DELETE {prefix}/aliases/{alias}</c> and <c>PUT {prefix}/default</c>.
-    /// Every call answers 404 unless <c>ModelRouting:Admin:Key</c> is set, and 401 without
-    /// <c>Authorization: Bearer &lt;key&gt;</c>; with <c>ModelRouting:Admin:Urls</c> only on those ports.
+    /// They answer only on the management listener (<c>ModelRouting:Admin:Urls</c>, see
+    /// <see cref="ModelRoutingManagementListenerExtensions.RequireManagementListener{TBuilder}"/>), 404 while
+    /// <c>ModelRouting:Admin:Key</c> is not set, and 401 without <c>Authorization: Bearer &lt;key&gt;</c> (the
+    /// <c>ModelRoutingAdmin</c> authentication scheme and authorization policy). The host must run
+    /// authentication and authorization (<c>WebApplication</c> adds both when their services exist).
     /// </summary>
     public static IEndpointConventionBuilder MapModelRoutingAdmin(this IEndpointRouteBuilder endpoints, string prefix = "/admin")
     {
@@ -25,15 +29,21 @@ public static class ModelRoutingAdminExtensions
                 + "('services.AddReverseProxy().LoadFromConfig(...).AddModelRouting(...)').");
 
         var group = endpoints.MapGroup(prefix);
-        group.MapGet("/endpoints", AdminApi.Guard(a => a.ListAsync));
-        group.MapGet("/endpoints/{**id}", AdminApi.Guard(a => a.GetAsync));
-        group.MapPut("/endpoints/{**id}", AdminApi.Guard(a => a.PutAsync));
-        group.MapDelete("/endpoints/{**id}", AdminApi.Guard(a => a.DeleteAsync));
-        group.MapPut("/status/{**id}", AdminApi.Guard(a => a.SetStatusAsync));
-        group.MapGet("/aliases", AdminApi.Guard(a => a.ListAliasesAsync));
-        group.MapPut("/aliases/{**alias}", AdminApi.Guard(a => a.PutAliasAsync));
-        group.MapDelete("/aliases/{**alias}", AdminApi.Guard(a => a.DeleteAliasAsync));
-        group.MapPut("/default", AdminApi.Guard(a => a.PutDefaultAsync));
+        group.MapGet("/endpoints", AdminRequestDelegate.For<EndpointHandlers>(h => h.ListAsync));
+        group.MapGet("/endpoints/{**id}", AdminRequestDelegate.For<EndpointHandlers>(h => h.GetAsync));
+        group.MapPut("/endpoints/{**id}", AdminRequestDelegate.For<EndpointHandlers>(h => h.PutAsync));
+        group.MapDelete("/endpoints/{**id}", AdminRequestDelegate.For<EndpointHandlers>(h => h.DeleteAsync));
+        group.MapPut("/status/{**id}", AdminRequestDelegate.For<EndpointHandlers>(h => h.SetStatusAsync));
+        group.MapGet("/aliases", AdminRequestDelegate.For<AliasHandlers>(h => h.ListAsync));
+        group.MapPut("/aliases/{**alias}", AdminRequestDelegate.For<AliasHandlers>(h => h.PutAsync));
+        group.MapDelete("/aliases/{**alias}", AdminRequestDelegate.For<AliasHandlers>(h => h.DeleteAsync));
+        group.MapPut("/default", AdminRequestDelegate.For<DefaultHandlers>(h => h.PutAsync));
+
+        // Any other path or method under the prefix: an OpenAI-shaped 404 rather than routing's bare 404/405, and
+        // the prefix stays reserved (never a catch-all proxy route's) on every listener.
+        group.Map("/{**path}", static context => OpenAIError.NotFound("There is no such admin call.").WriteAsync(context));
+        group.RequireManagementListener();
+        group.RequireAuthorization(AdminServiceCollectionExtensions.PolicyName);
         return group;
     }
 }

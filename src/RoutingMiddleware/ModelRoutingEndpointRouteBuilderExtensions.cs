@@ -28,8 +28,8 @@ public static class ModelRoutingEndpointRouteBuilderExtensions
         // Order -1: these paths are the gateway's, even where a proxy route's pattern covers them too.
         group.MapMethods("/v1/models", get, GatewayEndpoints.ListModels).WithOrder(-1).WithDisplayName("Model routing: models list");
         group.MapMethods("/v1/models/{**id}", get, GatewayEndpoints.GetModel).WithOrder(-1).WithDisplayName("Model routing: model");
-        group.MapMethods("/healthz", get, GatewayEndpoints.Health).WithOrder(-1).WithDisplayName("Model routing: health");
-        group.MapMethods("/readyz", get, GatewayEndpoints.Ready).WithOrder(-1).WithDisplayName("Model routing: readiness");
+        group.MapMethods("/healthz", get, GatewayEndpoints.Health).WithOrder(-1).WithDisplayName("Model routing: health").WithMetadata(HealthEndpointMetadata.Instance);
+        group.MapMethods("/readyz", get, GatewayEndpoints.Ready).WithOrder(-1).WithDisplayName("Model routing: readiness").WithMetadata(HealthEndpointMetadata.Instance);
         group.MapFallback("{**path}", GatewayEndpoints.UnknownPath).WithDisplayName("Model routing: unknown path");
         return group;
     }

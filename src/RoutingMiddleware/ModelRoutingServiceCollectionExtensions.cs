@@ -70,7 +70,7 @@ public static class ModelRoutingServiceCollectionExtensions
         services.TryAddSingleton(sp => new PromptTokenEstimator(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
             sp.GetRequiredService<ITokenCounter>()));
-        services.TryAddSingleton(sp => new RuntimeStateStore(StateFilePath(sp)));
+        services.AddModelRoutingAdmin();
         services.TryAddSingleton(sp => new ModelRegistrySource(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
             sp.GetRequiredService<ModelRoutingProxyConfigProvider>(),
@@ -79,24 +79,10 @@ public static class ModelRoutingServiceCollectionExtensions
             sp.GetRequiredService<RuntimeStateStore>(),
             sp.GetRequiredService<ProxyConfigAppliedSignal>()));
         services.TryAddSingleton<VllmAdapterManager>();
-        services.TryAddSingleton<AdminApi>();
         services.AddHostedService<ModelRoutingStartup>();
         services.AddHostedService<ClusterHealthMonitor>();
         services.AddHostedService<ModelDiscoveryService>();
         return builder;
-    }
-
-    // Read once at start-up; a relative path is relative to the content root.
-    private static string? StateFilePath(IServiceProvider services)
-    {
-        var file = services.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>().CurrentValue.Admin.StateFile;
-        if (string.IsNullOrWhiteSpace(file))
-        {
-            return null;
-        }
-
-        var root = services.GetService<IHostEnvironment>()?.ContentRootPath ?? AppContext.BaseDirectory;
-        return Path.GetFullPath(file, root);
     }
 
     private static IProxyConfigProvider Create(IServiceProvider services, ServiceDescriptor descriptor) =>

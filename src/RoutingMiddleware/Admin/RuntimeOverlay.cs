@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using ModelRouting.Configuration;
+using ModelRouting.Logging;
 using ModelRouting.Registry;
 
 namespace ModelRouting.Admin;
@@ -39,7 +40,10 @@ internal sealed class RuntimeOverlay
     /// <summary>Gets or sets aliases removed at runtime.</summary>
     public List<string> RemovedAliases { get; set; } = [];
 
-    /// <summary>Gets or sets the default set at runtime (its <c>Id</c> null: no default), or null to keep configuration's.</summary>
+    /// <summary>
+    /// Gets or sets the default set at runtime (its <c>Id</c> null: no default), or null to keep configuration's.
+    /// It applies only while configuration's default is the one it replaced (<see cref="DefaultOverride.Replaces"/>).
+    /// </summary>
     public DefaultOverride? Default { get; set; }
 
     public RuntimeOverlay Clone() => JsonSerializer.Deserialize<RuntimeOverlay>(JsonSerializer.SerializeToUtf8Bytes(this, Json), Json)!;
@@ -67,14 +71,14 @@ internal sealed class RuntimeOverlay
             var endpoint = ModelEndpointValidator.Validate(entry.Definition, id, clusterIds, (_, message) => errors.Add(message));
             if (endpoint is null)
             {
-                skipped($"endpoint '{id}': {string.Join("; ", errors)}");
+                skipped($"endpoint '{LogValue.Sanitize(id)}': {string.Join("; ", errors)}");
                 continue;
             }
 
             var result = registry.Register(endpoint with { RegisteredAt = entry.Created });
             if (!result.Succeeded)
             {
-                skipped($"endpoint '{id}': {result.Error}");
+                skipped($"endpoint '{LogValue.Sanitize(id)}': {result.Error}");
                 continue;
             }
 
@@ -91,7 +95,7 @@ internal sealed class RuntimeOverlay
             var result = registry.Aliases.ContainsKey(alias) ? registry.MoveAlias(alias, target) : registry.AddAlias(alias, target);
             if (!result.Succeeded)
             {
-                skipped($"alias '{alias}' → '{target}': {result.Error}");
+                skipped($"alias '{LogValue.Sanitize(alias)}' → '{LogValue.Sanitize(target)}': {result.Error}");
                 continue;
             }
 
@@ -102,20 +106,20 @@ internal sealed class RuntimeOverlay
         {
             if (!EndpointStatusExtensions.TryParse(name, out var status))
             {
-                skipped($"status of '{id}': '{name}' is not a status");
+                skipped($"status of '{LogValue.Sanitize(id)}': '{LogValue.Sanitize(name)}' is not a status");
                 continue;
             }
 
             var (next, found) = registry.SetStatus(id, status);
             if (!found)
             {
-                skipped($"status of '{id}': the endpoint is not registered");
+                skipped($"status of '{LogValue.Sanitize(id)}': the endpoint is not registered");
             }
 
             registry = next;
         }
 
-        if (Default is not null)
+        if (Default is not null && Default.AppliesOver(configured.DefaultId))
         {
             var result = registry.SetDefault(Default.Id);
             if (result.Succeeded)
@@ -124,7 +128,7 @@ internal sealed class RuntimeOverlay
             }
             else
             {
-                skipped($"default '{Default.Id}': {result.Error}");
+                skipped($"default '{LogValue.Sanitize(Default.Id)}': {result.Error}");
             }
         }
 
@@ -145,9 +149,32 @@ internal sealed class RuntimeEndpoint
     public DateTimeOffset Created { get; set; }
 }
 
-/// <summary>The default endpoint as set at runtime.</summary>
+/// <summary>
+/// The default endpoint as set at runtime, scoped to the configuration it overrides: it records configuration's
+/// default when it was made and lapses when configuration's default changes.
+/// </summary>
 internal sealed class DefaultOverride
 {
     /// <summary>Gets or sets the default endpoint's id; null means no default.</summary>
+    public string? Id { get; set; }
+
+    /// <summary>
+    /// Gets or sets configuration's default when the override was made. Null in state files written before
+    /// overrides were scoped: such an override is scoped to configuration's default when it is next loaded.
+    /// </summary>
+    public ReplacedDefault? Replaces { get; set; }
+
+    /// <summary>Creates an override to <paramref name="id"/> over <paramref name="configured"/>'s default.</summary>
+    public static DefaultOverride Over(string? id, ModelRegistry configured) =>
+        new() { Id = id, Replaces = new ReplacedDefault { Id = configured.DefaultId } };
+
+    /// <summary>Gets whether the override is in force over a configuration whose default is <paramref name="configuredDefault"/>.</summary>
+    public bool AppliesOver(string? configuredDefault) => Replaces is null || Replaces.Id == configuredDefault;
+}
+
+/// <summary>Configuration's default endpoint that a <see cref="DefaultOverride"/> replaced.</summary>
+internal sealed class ReplacedDefault
+{
+    /// <summary>Gets or sets that endpoint's id; null when configuration had no default.</summary>
     public string? Id { get; set; }
 }

@@ -47,6 +47,7 @@ internal sealed class RuntimeStateStore(string? path)
     }
 
     /// <summary>Writes the overlay atomically. Does nothing when runtime changes are not persisted.</summary>
+    /// <exception cref="RuntimeStateNotSavedException">The file could not be written (read-only folder, disk full…).</exception>
     public void Save(RuntimeOverlay overlay)
     {
         if (Path is null)
@@ -55,10 +56,10 @@ internal sealed class RuntimeStateStore(string? path)
         }
 
         var directory = System.IO.Path.GetDirectoryName(Path)!;
-        Directory.CreateDirectory(directory);
         var temp = System.IO.Path.Combine(directory, $".{System.IO.Path.GetFileName(Path)}.{Guid.NewGuid():N}.tmp");
         try
         {
+            Directory.CreateDirectory(directory);
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
             {
                 JsonSerializer.Serialize(stream, overlay, RuntimeOverlay.Json);
@@ -67,12 +68,28 @@ internal sealed class RuntimeStateStore(string? path)
 
             File.Move(temp, Path, overwrite: true);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            throw new RuntimeStateNotSavedException(Path, e);
+        }
         finally
+        {
+            TryDelete(temp);
+        }
+    }
+
+    private static void TryDelete(string temp)
+    {
+        try
         {
             if (File.Exists(temp))
             {
                 File.Delete(temp);
             }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The temporary file is named uniquely and hidden; a leftover one is harmless.
         }
     }
 }

@@ -76,7 +76,7 @@ public sealed partial class ModelRegistrySource : IDisposable
         }
 
         _configured = registry;
-        _overlay = _store.Load();
+        _overlay = DefaultOverrideScope.Review(_store.Load(), _configured, _store, _logger);
         (_administered, _current) = Compose();
         Log.Loaded(_logger, _current.Router.Registry.Count);
 
@@ -107,6 +107,9 @@ public sealed partial class ModelRegistrySource : IDisposable
     /// <summary>Gets the clusters the registry may name.</summary>
     internal IReadOnlySet<string> ClusterIds => Volatile.Read(ref _clusterIds);
 
+    /// <summary>Gets the registry built from configuration, before runtime changes.</summary>
+    internal ModelRegistry Configured => Volatile.Read(ref _configured);
+
     /// <summary>Gets whether configuration (before runtime changes) has an endpoint <paramref name="id"/>.</summary>
     internal bool ConfiguredContains(string id) => Volatile.Read(ref _configured).TryGet(id, out _);
 
@@ -134,6 +137,7 @@ public sealed partial class ModelRegistrySource : IDisposable
             _reloads++;
             _optionsInForce = options;
             _configured = registry;
+            _overlay = DefaultOverrideScope.Review(_overlay, registry, _store, _logger);
             Publish(Compose());
             Log.Reloaded(_logger, _current.Router.Registry.Count);
         }

@@ -117,7 +117,7 @@ public static class ModelRoutingConfigurationCheck
         await output.WriteLineAsync($"  pass-through: {(passThrough.Count == 0 ? "none" : string.Join(", ", passThrough))}");
         var admin = configuration["ModelRouting:Admin:Urls"];
         var key = configuration["ModelRouting:Admin:Key"];
-        await output.WriteLineAsync($"  management:   {(admin is null ? "default" : admin.Length == 0 ? "off" : admin)}; admin API {(string.IsNullOrEmpty(key) ? "off (no ModelRouting:Admin:Key)" : "on")}");
+        await output.WriteLineAsync($"  management:   {(admin is null ? AdminOptions.DefaultUrls : admin.Length == 0 ? "off" : admin)}; admin API {(string.IsNullOrEmpty(key) ? "off (no ModelRouting:Admin:Key)" : "on")}");
         await output.WriteLineAsync($"  runtime state: {store?.Path ?? "not persisted"}");
     }
 

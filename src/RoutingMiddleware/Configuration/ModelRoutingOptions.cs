@@ -42,11 +42,11 @@ public sealed class ModelRoutingOptions
     public DiscoveryOptions Discovery { get; set; } = new();
 }
 
-/// <summary>The <c>ModelRouting:Admin</c> section: the runtime admin API and where its changes are kept.</summary>
+/// <summary>The <c>ModelRouting:Admin</c> section: the runtime admin API, the management listener and where changes are kept.</summary>
 public sealed class AdminOptions
 {
-    /// <summary>The default <see cref="StateFile"/>.</summary>
-    public const string DefaultStateFile = "model-routing-state.json";
+    /// <summary>The default <see cref="Urls"/>: loopback only, port 9090.</summary>
+    public const string DefaultUrls = "http://127.0.0.1:9090";
 
     /// <summary>
     /// Gets or sets the admin key callers send as <c>Authorization: Bearer &lt;key&gt;</c>. The admin API is off
@@ -55,17 +55,24 @@ public sealed class AdminOptions
     public string? Key { get; set; }
 
     /// <summary>
-    /// Gets or sets URLs (separated by <c>;</c>) the admin API is bound to, e.g. <c>http://127.0.0.1:9090</c>:
-    /// when set, admin calls on any other local port get 404. The host must listen on them too. Defaults to
-    /// none (the admin API answers on every port).
+    /// Gets or sets the management listener's URLs (separated by <c>;</c>): the admin API (and <c>/metrics</c>,
+    /// <c>/status</c>) answer only on these ports, never on the public listener, and the proxy does not answer
+    /// on them (except <c>/healthz</c>, <c>/readyz</c>). Each needs a fixed port, not 0, and not a public
+    /// listener's port. ProxyHost listens on them; a host of its own must too. An empty value turns the
+    /// management listener off. Defaults to <c>http://127.0.0.1:9090</c>.
     /// </summary>
-    public string? Urls { get; set; }
+    public string? Urls { get; set; } = DefaultUrls;
 
     /// <summary>
-    /// Gets or sets the file runtime changes are persisted to (relative to the content root). Defaults to
-    /// <c>model-routing-state.json</c>.
+    /// Gets or sets the file runtime changes are persisted to. A relative path is relative to the content root;
+    /// an empty value keeps runtime changes in memory only. Defaults to a per-user state folder that survives a
+    /// redeploy of the binaries and is writable in a container: <c>$XDG_STATE_HOME/model-gateway/state.json</c>,
+    /// else <c>$HOME/.local/state/model-gateway/state.json</c> on Linux and macOS;
+    /// <c>%LOCALAPPDATA%\model-gateway\state.json</c> on Windows; the temporary folder's
+    /// <c>model-gateway/state.json</c> only when the user has no home folder. The path in force is logged at
+    /// start-up.
     /// </summary>
-    public string? StateFile { get; set; } = DefaultStateFile;
+    public string? StateFile { get; set; }
 }
 
 /// <summary>The <c>ModelRouting:Health</c> section.</summary>

@@ -8,6 +8,12 @@ using ModelRouting.Routing;
 
 namespace ModelRouting.Proxy;
 
+/// <summary>Marks the health endpoints, which answer on the public and the management listener alike.</summary>
+internal sealed class HealthEndpointMetadata
+{
+    public static HealthEndpointMetadata Instance { get; } = new();
+}
+
 /// <summary>
 /// The gateway's own client endpoints (SPEC §8, §10): <c>GET /v1/models</c>, <c>GET /v1/models/{id}</c>,
 /// <c>/healthz</c> and <c>/readyz</c>, mapped as ordinary ASP.NET Core endpoints (they exist whatever the

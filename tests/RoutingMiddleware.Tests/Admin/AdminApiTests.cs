@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using ModelRouting.Tests.EndToEnd.Support;
 using static ModelRouting.Tests.Admin.AdminTestSupport;
 
@@ -40,11 +41,12 @@ public sealed class AdminApiTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task NoKeyConfigured_AdminApiIsOff_404()
     {
-        await using var gateway = await StartGatewayAsync([]);
+        await using var gateway = await StartGatewayAsync(AdminSection(_dir.File("state2.json"), key: null));
 
         var result = await gateway.AdminAsync(HttpMethod.Get, "/admin/endpoints");
 
         Assert.Equal(HttpStatusCode.NotFound, result.Status);
+        Assert.False(result.Response.Headers.Contains("WWW-Authenticate"));
         Assert.Equal("application/json", result.Response.Content.Headers.ContentType?.MediaType);
         Assert.NotNull(result.Body!["error"]);
     }
@@ -61,6 +63,7 @@ public sealed class AdminApiTests : IAsyncLifetime, IDisposable
             var result = await _gateway.AdminAsync(method, path, method == HttpMethod.Get ? null : new JsonObject { ["Cluster"] = "pool" }, key);
 
             Assert.Equal(HttpStatusCode.Unauthorized, result.Status);
+            Assert.Equal("Bearer", result.Response.Headers.WwwAuthenticate.Single().Scheme);
             Assert.Equal("application/json", result.Response.Content.Headers.ContentType?.MediaType);
             Assert.Equal("invalid_api_key", result.Body!["error"]!["code"]!.GetValue<string>());
         }
@@ -74,7 +77,7 @@ public sealed class AdminApiTests : IAsyncLifetime, IDisposable
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/admin/endpoints");
         request.Headers.TryAddWithoutValidation("Authorization", "Basic " + Key);
-        using var response = await _gateway.Client.SendAsync(request);
+        using var response = await _gateway.ManagementClient.SendAsync(request);
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
     }
 
@@ -188,7 +191,7 @@ public sealed class AdminApiTests : IAsyncLifetime, IDisposable
             Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
         };
         request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Key);
-        using var response = await _gateway.Client.SendAsync(request);
+        using var response = await _gateway.ManagementClient.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
 
         AssertBadRequest((response.StatusCode, JsonNode.Parse(text), response), field, mentions);
@@ -316,16 +319,171 @@ public sealed class AdminApiTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
-    public async Task AdminUrls_BindsTheApiToItsOwnPort()
+    public async Task AdminApi_OnManagementListener_Answers()
     {
-        var port = E2EHelpers.ClosedLoopbackPort();
-        await using var gateway = await StartGatewayAsync(AdminSection(_dir.File("state2.json"), $"http://127.0.0.1:{port}"));
-        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var management = _gateway.ManagementClient.BaseAddress!;
 
-        Assert.NotEqual(port, gateway.BaseAddress.Port);
-        Assert.Equal(HttpStatusCode.NotFound, (await gateway.AdminAsync(HttpMethod.Get, "/admin/endpoints")).Status);
-        Assert.Equal(HttpStatusCode.OK, (await admin.AdminAsync(HttpMethod.Get, "/admin/endpoints")).Status);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await admin.AdminAsync(HttpMethod.Get, "/admin/endpoints", key: null)).Status);
-        Assert.Equal(HttpStatusCode.OK, await gateway.ChatStatusAsync("base"));
+        Assert.NotEqual(management.Port, _gateway.BaseAddress.Port);
+        Assert.Equal(HttpStatusCode.OK, (await _gateway.ManagementClient.AdminAsync(HttpMethod.Get, "/admin/endpoints")).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await _gateway.ManagementClient.AdminAsync(HttpMethod.Get, "/admin/endpoints", key: null)).Status);
+    }
+
+    [Theory]
+    [InlineData(Key, false)]
+    [InlineData(Key, true)]
+    [InlineData(null, false)]
+    [InlineData("wrong-key", true)]
+    public async Task AdminApi_OnPublicListener_Returns404_WhateverTheKeyOrHostHeader(string? key, bool spoofHost)
+    {
+        foreach (var (method, path) in new[] { (HttpMethod.Get, "/admin/endpoints"), (HttpMethod.Get, EndpointPath("base")), (HttpMethod.Delete, EndpointPath("base")), (HttpMethod.Put, "/admin/default") })
+        {
+            using var request = new HttpRequestMessage(method, path);
+            if (key is not null)
+            {
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            }
+
+            if (spoofHost)
+            {
+                request.Headers.Host = _gateway.ManagementClient.BaseAddress!.Authority;
+            }
+
+            if (method != HttpMethod.Get)
+            {
+                request.Content = new StringContent("""{"id":null}""", System.Text.Encoding.UTF8, "application/json");
+            }
+
+            using var response = await _gateway.Client.SendAsync(request);
+
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            Assert.False(response.Headers.Contains("WWW-Authenticate"));
+            var (code, type, _) = await TestGateway.ReadErrorAsync(response);
+            Assert.Equal("not_found", code);
+            Assert.Equal("invalid_request_error", type);
+        }
+
+        // Nothing changed: the default is still in force.
+        using var noModel = await _gateway.PostRawAsync("/v1/chat/completions", """{"messages":[{"role":"user","content":"hi"}]}""");
+        Assert.Equal("base", noModel.Headers.GetValues("x-gateway-endpoint").Single());
+    }
+
+    [Theory]
+    [InlineData("POST", "/admin/endpoints")]
+    [InlineData("PATCH", "/admin/default")]
+    [InlineData("GET", "/admin/no-such-call")]
+    [InlineData("GET", "/admin")]
+    public async Task UnknownAdminCall_Returns404OpenAIError_OnBothListeners(string method, string path)
+    {
+        foreach (var client in new[] { _gateway.Client, _gateway.ManagementClient })
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(method), path);
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Key);
+
+            using var response = await client.SendAsync(request);
+
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            Assert.Equal("not_found", (await TestGateway.ReadErrorAsync(response)).Code);
+        }
+    }
+
+    [Fact]
+    public async Task ManagementListener_DoesNotServeTheProxy_ButAnswersHealth()
+    {
+        var before = _backend.Requests.Count;
+
+        using var chat = await _gateway.ManagementClient.PostAsync("/v1/chat/completions", new StringContent(E2EHelpers.Chat("base"), System.Text.Encoding.UTF8, "application/json"));
+        using var models = await _gateway.ManagementClient.GetAsync("/v1/models");
+
+        Assert.Equal(HttpStatusCode.NotFound, chat.StatusCode);
+        Assert.Equal("not_found", (await TestGateway.ReadErrorAsync(chat)).Code);
+        Assert.Equal(HttpStatusCode.NotFound, models.StatusCode);
+        Assert.Equal(before, _backend.Requests.Count);
+        Assert.Equal(HttpStatusCode.OK, (await _gateway.ManagementClient.GetAsync("/healthz")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _gateway.ManagementClient.GetAsync("/readyz")).StatusCode);
+    }
+
+    [Fact]
+    public async Task AuthServices_AdminSchemeIsNeverTheDefault_AndNoFallbackPolicy()
+    {
+        var schemes = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Authentication.IAuthenticationSchemeProvider>();
+        var policies = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Authorization.IAuthorizationPolicyProvider>();
+
+        Assert.Null(await schemes.GetDefaultAuthenticateSchemeAsync());
+        Assert.NotNull(await schemes.GetSchemeAsync("ModelRoutingAdmin"));
+        Assert.Null(await policies.GetFallbackPolicyAsync());
+        Assert.NotNull(await policies.GetPolicyAsync("ModelRoutingAdmin"));
+    }
+
+    [Fact]
+    public async Task ProxyRoutes_DoNotUseTheAdminScheme()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent(E2EHelpers.Chat("base"), System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "not-the-admin-key");
+
+        using var response = await _gateway.Client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task ManagementUrls_Port0_RefusedAtStartUp()
+    {
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => StartGatewayAsync(AdminSection(_dir.File("state2.json"), "http://127.0.0.1:0")));
+
+        Assert.True(ProxyHost.GatewayApp.IsStartupError(e), e.ToString());
+        Assert.Contains("http://127.0.0.1:0", e.Message);
+        Assert.Contains("ModelRouting:Admin:Urls", e.Message);
+    }
+
+    [Fact]
+    public async Task ManagementUrls_PublicPort_RefusedAtStartUp_NamingBoth()
+    {
+        var url = ManagementUrl();
+
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => StartGatewayAsync(AdminSection(_dir.File("state2.json"), url + "/"), "--urls", url));
+
+        Assert.True(ProxyHost.GatewayApp.IsStartupError(e), e.ToString());
+        Assert.Contains("ModelRouting:Admin:Urls", e.Message);
+        Assert.Contains($"'{url}/'", e.Message);
+        Assert.Contains($"'{url}'", e.Message);
+    }
+
+    [Fact]
+    public async Task StateFileNotWritable_Returns503StateNotSaved_AndAppliesNothing()
+    {
+        // Tests may run as root, where permissions do not stop a write: the state file's folder is a regular file.
+        var blocker = _dir.File("not-a-folder");
+        await File.WriteAllTextAsync(blocker, "");
+        var state = Path.Combine(blocker, "state.json");
+        await using var gateway = await StartGatewayAsync(AdminSection(state));
+
+        foreach (var (method, path, body) in new (HttpMethod, string, JsonNode?)[]
+        {
+            (HttpMethod.Put, EndpointPath("newcomer"), Definition("pool")),
+            (HttpMethod.Put, "/admin/default", new JsonObject { ["id"] = "org/model:sql" }),
+            (HttpMethod.Delete, EndpointPath("base"), null),
+            (HttpMethod.Put, "/admin/aliases/gpt", new JsonObject { ["target"] = "org/model:sql" }),
+        })
+        {
+            var result = await gateway.AdminAsync(method, path, body);
+
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, result.Status);
+            Assert.Equal("server_error", result.Body!["error"]!["type"]!.GetValue<string>());
+            Assert.Equal("state_not_saved", result.Body["error"]!["code"]!.GetValue<string>());
+            var message = result.Body["error"]!["message"]!.GetValue<string>();
+            Assert.Contains("not saved", message);
+            Assert.Contains(state, message);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await gateway.AdminAsync(HttpMethod.Get, EndpointPath("newcomer"))).Status);
+        Assert.Equal(HttpStatusCode.NotFound, await gateway.ChatStatusAsync("newcomer"));
+        using var response = await gateway.PostRawAsync("/v1/chat/completions", E2EHelpers.Chat("gpt"));
+        Assert.Equal("base", response.Headers.GetValues("x-gateway-endpoint").Single());
+        var list = (await gateway.AdminAsync(HttpMethod.Get, "/admin/endpoints")).Body!;
+        Assert.Equal("base", list["default"]!.GetValue<string>());
+        Assert.Equal("configuration", list["default_source"]!.GetValue<string>());
     }
 }

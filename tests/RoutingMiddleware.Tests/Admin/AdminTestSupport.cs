@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -11,20 +12,39 @@ internal static class AdminTestSupport
 {
     public const string Key = "test-admin-key-0123456789";
 
-    public static JsonObject AdminSection(string? stateFile = null, string? urls = null)
+    /// <summary>The ModelRouting section with the admin key, on a management listener at a free loopback port unless <paramref name="urls"/> says otherwise.</summary>
+    public static JsonObject AdminSection(string? stateFile = null, string? urls = null, string? key = Key)
     {
-        var admin = new JsonObject { ["Key"] = Key };
+        var admin = new JsonObject { ["Urls"] = urls ?? ManagementUrl() };
+        if (key is not null)
+        {
+            admin["Key"] = key;
+        }
+
         if (stateFile is not null)
         {
             admin["StateFile"] = stateFile;
         }
 
-        if (urls is not null)
-        {
-            admin["Urls"] = urls;
-        }
-
         return new JsonObject { ["Admin"] = admin };
+    }
+
+    /// <summary>A management listener URL at a loopback port that was free a moment ago.</summary>
+    public static string ManagementUrl() => $"http://127.0.0.1:{FreeLoopbackPort()}";
+
+    /// <summary>Picks a free loopback port: binds port 0, reads the port the system chose, and releases it.</summary>
+    public static int FreeLoopbackPort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        try
+        {
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+        finally
+        {
+            listener.Stop();
+        }
     }
 
     public static string EndpointPath(string id) => "/admin/endpoints/" + Uri.EscapeDataString(id);
@@ -50,7 +70,7 @@ internal static class AdminTestSupport
 
     public static Task<(HttpStatusCode Status, JsonNode? Body, HttpResponseMessage Response)> AdminAsync(
         this TestGateway gateway, HttpMethod method, string path, JsonNode? body = null, string? key = Key) =>
-        gateway.Client.AdminAsync(method, path, body, key);
+        gateway.ManagementClient.AdminAsync(method, path, body, key);
 
     /// <summary>Asserts a 400 whose OpenAI error message names <paramref name="field"/>.</summary>
     public static void AssertBadRequest((HttpStatusCode Status, JsonNode? Body, HttpResponseMessage Response) result, string field, params string[] mentions)

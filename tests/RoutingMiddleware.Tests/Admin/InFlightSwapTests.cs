@@ -30,7 +30,7 @@ public sealed class InFlightSwapTests
             ],
             AdminSection(dir.File("state.json"))));
 
-        using var admin = new HttpClient { BaseAddress = gateway.BaseAddress };
+        var admin = gateway.ManagementClient;
         Assert.Equal(HttpStatusCode.Created, (await admin.AdminAsync(HttpMethod.Put, EndpointPath(stay[3]), Definition("c2"))).Status);
 
         using var churning = new CancellationTokenSource();

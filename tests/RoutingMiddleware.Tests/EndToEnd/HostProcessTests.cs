@@ -28,7 +28,7 @@ public sealed partial class HostProcessTests
             }
             """);
 
-        var result = await HostProcess.RunToExitAsync(["--config", bad, "--urls", "http://127.0.0.1:0"], dir.Path);
+        var result = await HostProcess.RunToExitAsync(["--config", bad, "--urls", "http://127.0.0.1:0", "--ModelRouting:Admin:Urls=", "--ModelRouting:Admin:StateFile=" + Path.Combine(dir.Path, "state.json")], dir.Path);
 
         Assert.True(result.Exited, "the host did not exit within 30 s: " + result.Output);
         Assert.NotEqual(0, result.ExitCode);
@@ -46,7 +46,7 @@ public sealed partial class HostProcessTests
         using var dir = new TempDirectory();
 
         var result = await HostProcess.RunToExitAsync(
-            ["--urls", "http://127.0.0.1:0"], dir.Path, new Dictionary<string, string> { ["ModelRouting__Endpoints__2__Status"] = "Sleeping" });
+            ["--urls", "http://127.0.0.1:0", "--ModelRouting:Admin:Urls=", "--ModelRouting:Admin:StateFile=" + Path.Combine(dir.Path, "state.json")], dir.Path, new Dictionary<string, string> { ["ModelRouting__Endpoints__2__Status"] = "Sleeping" });
 
         Assert.True(result.Exited, "the host did not exit within 30 s: " + result.Output);
         Assert.NotEqual(0, result.ExitCode);
@@ -60,7 +60,7 @@ public sealed partial class HostProcessTests
     public async Task ValidConfigWithDemo_StartsAndServes()
     {
         using var dir = new TempDirectory();
-        using var host = HostProcess.Start(["--demo", "--urls", "http://127.0.0.1:0"], dir.Path);
+        using var host = HostProcess.Start(["--demo", "--urls", "http://127.0.0.1:0", "--ModelRouting:Admin:Urls=", "--ModelRouting:Admin:StateFile=" + Path.Combine(dir.Path, "state.json")], dir.Path);
 
         var address = await host.WaitForListeningAsync(ExitBound);
         Assert.True(address is not null, "the host did not report a listening address within 30 s: " + host.Output);

@@ -43,7 +43,12 @@ internal sealed class ModelRoutingTestHost : IAsyncDisposable
         {
             new() { RouteId = "openai", ClusterId = clusters[0], Match = new RouteMatch { Path = "/v1/{**rest}" } },
         };
-        builder.Services.AddReverseProxy().LoadFromMemory(routes, clusterConfigs).AddModelRouting(configure);
+        // Runtime state in memory: never the machine's default state file.
+        builder.Services.AddReverseProxy().LoadFromMemory(routes, clusterConfigs).AddModelRouting(o =>
+        {
+            o.Admin.StateFile = "";
+            configure(o);
+        });
         var app = builder.Build();
         app.MapReverseProxy(proxy =>
         {

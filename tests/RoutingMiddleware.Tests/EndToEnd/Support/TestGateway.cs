@@ -13,12 +13,15 @@ namespace ModelRouting.Tests.EndToEnd.Support;
 public sealed class TestGateway : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly HttpClient? _managementClient;
 
-    private TestGateway(WebApplication app, string directory)
+    private TestGateway(WebApplication app, string directory, string? managementUrl)
     {
         _app = app;
         Directory = directory;
-        Client = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
+        var management = managementUrl is null ? null : new Uri(managementUrl);
+        Client = new HttpClient { BaseAddress = new Uri(app.Urls.First(u => new Uri(u).Port != management?.Port)), Timeout = TimeSpan.FromSeconds(30) };
+        _managementClient = management is null ? null : new HttpClient { BaseAddress = management, Timeout = TimeSpan.FromSeconds(30) };
     }
 
     public string Directory { get; }
@@ -29,6 +32,10 @@ public sealed class TestGateway : IAsyncDisposable
     public Uri BaseAddress => Client.BaseAddress!;
 
     public HttpClient Client { get; }
+
+    /// <summary>Gets a client of the management listener (ModelRouting:Admin:Urls, off unless the test sets it).</summary>
+    public HttpClient ManagementClient => _managementClient
+        ?? throw new InvalidOperationException("The management listener is off: set ModelRouting:Admin:Urls (AdminTestSupport.AdminSection does).");
 
     public IServiceProvider Services => _app.Services;
 
@@ -51,7 +58,8 @@ public sealed class TestGateway : IAsyncDisposable
         await File.WriteAllTextAsync(configFile, appsettings.ToJsonString());
         var app = await GatewayApp.BuildAsync(["--urls", "http://127.0.0.1:0", "--config", configFile, .. args], AppContext.BaseDirectory);
         await app.StartAsync();
-        return new TestGateway(app, directory);
+        var managementUrl = admin["Urls"]!.GetValue<string>().Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault();
+        return new TestGateway(app, directory, managementUrl);
     }
 
     /// <summary>
@@ -141,6 +149,7 @@ public sealed class TestGateway : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();
+        _managementClient?.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
         try
