@@ -61,7 +61,7 @@ wait_for "http://127.0.0.1:$BACKEND_PORT/"
 
 start_proxy() { # $1 = extra args
   # shellcheck disable=SC2086
-  env $PROXY_ENV taskset -c 1 dotnet "$work/proxy/ProxyHost.dll" --config "$work/bench.json" --urls "http://127.0.0.1:$PROXY_PORT" $1 >"$work/proxy.log" 2>&1 &
+  env $PROXY_ENV taskset -c 1 dotnet "$work/proxy/ProxyHost.dll" --config "$work/bench.json" --urls "http://127.0.0.1:$PROXY_PORT" --ModelRouting:Admin:Urls= --ModelRouting:Admin:StateFile= $1 >"$work/proxy.log" 2>&1 &
   proxy_pid=$!
   pids+=("$proxy_pid")
   wait_for "http://127.0.0.1:$PROXY_PORT/v1/models" || { cat "$work/proxy.log" >&2; exit 1; }
