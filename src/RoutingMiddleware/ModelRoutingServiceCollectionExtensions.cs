@@ -7,10 +7,12 @@ using ModelRouting.Adapters;
 using ModelRouting.Admin;
 using ModelRouting.Configuration;
 using ModelRouting.Discovery;
+using ModelRouting.Failover;
 using ModelRouting.Health;
 using ModelRouting.Inspection;
 using ModelRouting.Proxy;
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -64,6 +66,9 @@ public static class ModelRoutingServiceCollectionExtensions
             [.. providers.Select(d => Create(sp, d))], sp.GetRequiredService<ILogger<ModelRoutingProxyConfigProvider>>()));
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<ModelRoutingProxyConfigProvider>());
         services.AddSingleton<ProxyConfigAppliedSignal>();
+        services.TryAddSingleton<DestinationCooldowns>();
+        services.AddSingleton<IForwarderHttpClientFactory, GatewayForwarderHttpClientFactory>();
+        builder.AddTransforms<FailoverTransforms>();
         services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<ProxyConfigAppliedSignal>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ITokenCounter>(HeuristicTokenCounter.Instance);

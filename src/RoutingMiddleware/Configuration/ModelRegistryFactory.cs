@@ -39,6 +39,25 @@ public static class ModelRegistryFactory
             }
         }
 
+        var failover = options.Failover ?? new FailoverOptions();
+        if (failover.MaxAttempts is < 1 or > 10)
+        {
+            errors.Add($"ModelRouting:Failover:MaxAttempts: must be between 1 and 10, got {failover.MaxAttempts}");
+        }
+
+        if (failover.Cooldown < TimeSpan.Zero)
+        {
+            errors.Add($"ModelRouting:Failover:Cooldown: must not be negative, got {failover.Cooldown}");
+        }
+
+        foreach (var status in failover.RetryOn ?? [])
+        {
+            if (status is < 400 or > 599)
+            {
+                errors.Add($"ModelRouting:Failover:RetryOn: {status} is not an error status (400-599)");
+            }
+        }
+
         var estimation = options.TokenEstimation;
         if (!string.Equals(estimation.Mode, "Heuristic", StringComparison.OrdinalIgnoreCase) && !string.Equals(estimation.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase))
         {

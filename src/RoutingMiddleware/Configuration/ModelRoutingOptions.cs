@@ -29,6 +29,9 @@ public sealed class ModelRoutingOptions
     /// </summary>
     public string[]? PassThroughPaths { get; set; }
 
+    /// <summary>Gets or sets how failed attempts are retried (SPEC §13).</summary>
+    public FailoverOptions Failover { get; set; } = new();
+
     /// <summary>Gets or sets the Retry-After seconds sent with 503 for a Loading endpoint. Defaults to 10.</summary>
     public int RetryAfterSeconds { get; set; } = 10;
 

@@ -19,6 +19,10 @@ public sealed class RoutingState
             .Select(p => p.TrimEnd('/'))
             .ToFrozenSet(StringComparer.OrdinalIgnoreCase);
         TokenEstimation = options.TokenEstimation;
+        var failover = options.Failover ?? new FailoverOptions();
+        MaxAttempts = Math.Max(1, failover.MaxAttempts);
+        Cooldown = failover.Cooldown > TimeSpan.Zero ? failover.Cooldown : TimeSpan.Zero;
+        RetryOn = (failover.RetryOn ?? FailoverOptions.DefaultRetryOn).ToFrozenSet();
         Surface = options.PassThroughPaths is { Length: > 0 } passThrough ? new ClientSurface(passThrough) : ClientSurface.Empty;
     }
 
@@ -33,6 +37,15 @@ public sealed class RoutingState
 
     /// <summary>Gets the POST paths whose bodies are inspected.</summary>
     public FrozenSet<string> InspectedPaths { get; }
+
+    /// <summary>Gets how many attempts a request gets at most (SPEC §13).</summary>
+    public int MaxAttempts { get; }
+
+    /// <summary>Gets how long a failed destination is skipped.</summary>
+    public TimeSpan Cooldown { get; }
+
+    /// <summary>Gets the backend statuses that are retried.</summary>
+    public FrozenSet<int> RetryOn { get; }
 
     /// <summary>Gets what clients may reach besides the inspected paths.</summary>
     internal ClientSurface Surface { get; }

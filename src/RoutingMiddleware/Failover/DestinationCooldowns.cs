@@ -23,6 +23,9 @@ internal sealed class DestinationCooldowns(TimeProvider time)
         }
     }
 
+    /// <summary>Ends the cooldown of <paramref name="destination"/> (a health check saw it answer).</summary>
+    public void End(string clusterId, DestinationState destination) => _until.TryRemove((clusterId, destination.DestinationId), out _);
+
     /// <summary>Returns how long <paramref name="destination"/> still cools down; zero when it does not.</summary>
     public TimeSpan Remaining(string clusterId, DestinationState destination)
     {

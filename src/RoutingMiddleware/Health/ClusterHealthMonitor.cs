@@ -2,6 +2,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using ModelRouting.Configuration;
+using ModelRouting.Failover;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
 
@@ -12,11 +13,14 @@ namespace ModelRouting.Health;
 /// a cluster with health checks whose every destination is unhealthy makes its Ready endpoints read as Error
 /// (503 <c>model_not_ready</c> with Retry-After instead of a connect failure), Ready again on recovery. The
 /// routing state is swapped only when the set of unhealthy clusters changes; the request path reads nothing new.
+/// When a cluster recovers, the failover cooldowns of the destinations its active health check found healthy
+/// end: the check has seen them answer.
 /// </summary>
 internal sealed partial class ClusterHealthMonitor(
     ModelRegistrySource source,
     IProxyStateLookup proxy,
     IOptionsMonitor<ModelRoutingOptions> options,
+    DestinationCooldowns cooldowns,
     ILogger<ClusterHealthMonitor> logger) : BackgroundService
 {
     private static readonly TimeSpan s_minimumInterval = TimeSpan.FromMilliseconds(20);
@@ -68,6 +72,13 @@ internal sealed partial class ClusterHealthMonitor(
         foreach (var up in before.Where(c => !unhealthy.Contains(c)))
         {
             Log.ClusterUp(logger, up);
+            if (proxy.TryGetCluster(up, out var cluster))
+            {
+                foreach (var destination in cluster.Destinations.Values.Where(d => d.Health.Active == DestinationHealth.Healthy))
+                {
+                    cooldowns.End(up, destination);
+                }
+            }
         }
     }
 

@@ -5,20 +5,21 @@ namespace ModelRouting.Inspection;
 /// <summary>
 /// A read-only stream over the body as it is forwarded: the bytes the client sent, with the range
 /// [<c>cutStart</c>, <c>cutEnd</c>) replaced by <c>insert</c>. No copy of the body is made; the pooled
-/// buffer goes back to the pool when the stream is disposed.
+/// buffer belongs to the <see cref="PooledBody"/>, which outlives every attempt's stream.
 /// </summary>
 internal sealed class ForwardedBodyStream : Stream
 {
-    private byte[]? _buffer;
+    private readonly PooledBody _body;
     private readonly int _length;
     private readonly int _cutStart;
     private readonly int _cutEnd;
     private readonly byte[] _insert;
     private long _position;
 
-    public ForwardedBodyStream(byte[] buffer, int length, int cutStart, int cutEnd, byte[] insert)
+    public ForwardedBodyStream(PooledBody body, int cutStart, int cutEnd, byte[] insert)
     {
-        _buffer = buffer;
+        _body = body;
+        var length = body.Length;
         _length = length;
         _cutStart = cutStart;
         _cutEnd = cutEnd;
@@ -44,7 +45,7 @@ internal sealed class ForwardedBodyStream : Stream
 
     public override int Read(Span<byte> destination)
     {
-        var source = _buffer ?? throw new ObjectDisposedException(nameof(ForwardedBodyStream));
+        var source = _body.Buffer ?? throw new ObjectDisposedException(nameof(ForwardedBodyStream));
         var written = 0;
         while (written < destination.Length && _position < Length)
         {
@@ -66,7 +67,7 @@ internal sealed class ForwardedBodyStream : Stream
 
     public override async Task CopyToAsync(Stream destination, int bufferSize, CancellationToken cancellationToken)
     {
-        var source = _buffer ?? throw new ObjectDisposedException(nameof(ForwardedBodyStream));
+        var source = _body.Buffer ?? throw new ObjectDisposedException(nameof(ForwardedBodyStream));
         while (_position < Length)
         {
             var (start, count, fromInsert) = CurrentSegmentBounds();
@@ -84,17 +85,6 @@ internal sealed class ForwardedBodyStream : Stream
     public override void SetLength(long value) => throw new NotSupportedException();
 
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        var buffer = Interlocked.Exchange(ref _buffer, null);
-        if (buffer is not null)
-        {
-            RequestBodyReader.BodyBufferPool.Return(buffer);
-        }
-
-        base.Dispose(disposing);
-    }
 
     private ReadOnlySpan<byte> CurrentSegment(byte[] source)
     {

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
 using ModelRouting.Configuration;
 using ModelRouting.Errors;
+using ModelRouting.Failover;
 using ModelRouting.Inspection;
 using ModelRouting.Logging;
 using ModelRouting.Registry;
@@ -29,11 +30,13 @@ internal sealed partial class ModelRoutingMiddleware(
     ModelRegistrySource source,
     IProxyStateLookup proxyState,
     PromptTokenEstimator estimator,
+    DestinationCooldowns cooldowns,
     ILogger<ModelRoutingMiddleware> logger)
 {
     public const string EndpointHeader = "x-gateway-endpoint";
     public const string EstimatedTokensHeader = "x-gateway-estimated-tokens";
     public const string FallbackHeader = "x-gateway-fallback";
+    public const string AttemptsHeader = "x-gateway-attempts";
 
     private const int StackModelChars = 256;
     private static readonly ConcurrentDictionary<string, byte[]> s_encodedModels = new(StringComparer.Ordinal);
@@ -96,30 +99,18 @@ internal sealed partial class ModelRoutingMiddleware(
                 return;
         }
 
-        var buffer = read.Buffer!;
+        using var body = new PooledBody(read.Buffer!, read.Length);
         var boundary = passThrough ? MultipartModelField.Boundary(context.Request.ContentType) : null;
         Decision decision;
-        ClusterState? cluster;
         for (var attempt = 0; ; attempt++)
         {
-            try
-            {
-                decision = boundary is null
-                    ? Decide(buffer.AsSpan(0, read.Length), state, passThrough)
-                    : DecideMultipart(buffer.AsSpan(0, read.Length), boundary, state);
-            }
-            catch
-            {
-                RequestBodyReader.BodyBufferPool.Return(buffer);
-                throw;
-            }
-
+            decision = boundary is null ? Decide(body.Span, state, passThrough) : DecideMultipart(body.Span, boundary, state);
             if (decision.Error is not null || decision.Endpoint is null)
             {
                 break;
             }
 
-            if (proxyState.TryGetCluster(decision.Endpoint.Cluster, out cluster) && TryReassign(context, cluster))
+            if (proxyState.TryGetCluster(decision.Endpoint.Cluster, out var cluster) && TryReassign(context, cluster))
             {
                 break;
             }
@@ -128,7 +119,6 @@ internal sealed partial class ModelRoutingMiddleware(
             // being applied in two steps. Wait for the routing state that matches the clusters, then decide again.
             if (attempt == 2 || !await source.WaitForChangeAsync(state, TimeSpan.FromSeconds(2), context.RequestAborted))
             {
-                RequestBodyReader.BodyBufferPool.Return(buffer);
                 await OpenAIError.UpstreamUnavailable(StatusCodes.Status503ServiceUnavailable,
                     $"The cluster '{decision.Endpoint.Cluster}' that serves model `{decision.Endpoint.Id}` is not available.").WriteAsync(context);
                 return;
@@ -139,36 +129,220 @@ internal sealed partial class ModelRoutingMiddleware(
 
         if (decision.Error is { } error)
         {
-            RequestBodyReader.BodyBufferPool.Return(buffer);
             Log.Refused(logger, error.Code, LogValue.Sanitize(error.Message));
             await error.WriteAsync(context);
             return;
         }
 
-        var body = new ForwardedBodyStream(buffer, read.Length, decision.CutStart, decision.CutEnd, decision.Insert);
-        context.Response.RegisterForDispose(body);
         var request = context.Request;
-        request.Body = body;
-        request.ContentLength = body.Length;
         request.Headers.Remove(HeaderNames.TransferEncoding);
-        if (decision.Endpoint is not { } endpoint)
+        if (decision.Endpoint is null)
         {
             // A pass-through request that names no model: forwarded as received, on its route's cluster.
+            SetBody(request, new ForwardedBodyStream(body, 0, 0, []));
             await next(context);
             return;
         }
 
-        var headers = context.Response.Headers;
-        headers[EndpointHeader] = endpoint.Id.Value;
-        headers[EstimatedTokensHeader] = decision.PromptTokens.ToString(CultureInfo.InvariantCulture);
-        if (decision.IsFallback)
+        await ForwardAsync(context, state, body, decision);
+    }
+
+    /// <summary>
+    /// Forwards a routed request through the rest of YARP's pipeline (SPEC §13): a failed attempt, before any
+    /// byte of a response reached the client, is retried on another destination of the cluster, then on the
+    /// endpoint's fallbacks, each attempt with the body spliced for its endpoint; failed destinations cool down.
+    /// </summary>
+    private async Task ForwardAsync(HttpContext context, RoutingState state, PooledBody body, Decision decision)
+    {
+        var endpoint = decision.Endpoint!;
+        var asked = endpoint;
+        var splice = (decision.CutStart, decision.CutEnd, decision.Insert);
+        var fallback = decision.IsFallback ? "context" : null;
+        var nextFallback = 0;
+        var failover = state.MaxAttempts > 1 ? new FailoverAttempt(state.RetryOn) : null;
+        if (failover is not null)
         {
-            headers[FallbackHeader] = "context";
+            context.Features.Set(failover);
         }
 
+        List<DestinationState>? tried = null;
+        var attempts = 0;
+        var shortestCooldown = TimeSpan.MaxValue;
+        ForwarderError lastError = ForwarderError.None;
         Log.Routed(logger, endpoint.Id.Value, endpoint.Cluster, decision.PromptTokens);
-        await next(context);
-        await MapForwarderErrorAsync(context, endpoint);
+        while (true)
+        {
+            var feature = context.GetReverseProxyFeature();
+            var candidates = Candidates(feature.AvailableDestinations, feature.Cluster.Config.ClusterId, tried, ref shortestCooldown);
+            if (candidates.Count == 0)
+            {
+                if (attempts < state.MaxAttempts && NextFallback(context, state, body, decision, asked, ref nextFallback) is { } next)
+                {
+                    (endpoint, splice) = next;
+                    fallback = "failover";
+                    continue;
+                }
+
+                await WriteExhaustedAsync(context, endpoint, attempts, lastError, shortestCooldown);
+                return;
+            }
+
+            feature.AvailableDestinations = candidates;
+            attempts++;
+            if (failover is not null)
+            {
+                failover.Reset();
+                failover.MayRetry = attempts < state.MaxAttempts && (candidates.Count > 1 || HasFallback(state, asked, nextFallback, decision.Required));
+            }
+
+            SetBody(context.Request, new ForwardedBodyStream(body, splice.CutStart, splice.CutEnd, splice.Insert));
+            var headers = context.Response.Headers;
+            headers[EndpointHeader] = endpoint.Id.Value;
+            headers[EstimatedTokensHeader] = decision.PromptTokens.ToString(CultureInfo.InvariantCulture);
+            headers[AttemptsHeader] = attempts.ToString(CultureInfo.InvariantCulture);
+            if (fallback is not null)
+            {
+                headers[FallbackHeader] = fallback;
+            }
+
+            await next(context);
+
+            var error = context.GetForwarderErrorFeature()?.Error ?? ForwarderError.None;
+            var held = failover?.RetryableStatus is not null;
+            if (context.Response.HasStarted || context.RequestAborted.IsCancellationRequested || (!held && !IsRetryable(error)))
+            {
+                if (error != ForwarderError.None)
+                {
+                    await MapForwarderErrorAsync(context, endpoint);
+                }
+
+                return;
+            }
+
+            // The attempt failed before a response started: cool the destination down and try again.
+            var destination = feature.ProxiedDestination;
+            if (destination is not null)
+            {
+                var period = failover?.RetryAfter is { } retryAfter && retryAfter > state.Cooldown ? retryAfter : state.Cooldown;
+                cooldowns.CoolDown(feature.Cluster.Config.ClusterId, destination, period);
+                (tried ??= []).Add(destination);
+                Log.AttemptFailed(logger, endpoint.Id.Value, endpoint.Cluster, LogValue.Sanitize(destination.DestinationId),
+                    held ? $"status {failover!.RetryableStatus}" : error.ToString(), attempts);
+            }
+
+            lastError = held ? ForwarderError.None : error;
+            if (attempts >= state.MaxAttempts)
+            {
+                await WriteExhaustedAsync(context, endpoint, attempts, error, shortestCooldown);
+                return;
+            }
+
+            context.Response.Clear();
+            context.Features.Set<IForwarderErrorFeature>(null);
+            if (proxyState.TryGetCluster(feature.Cluster.Config.ClusterId, out var cluster))
+            {
+                feature.AvailableDestinations = cluster.DestinationsState.AvailableDestinations;
+            }
+        }
+    }
+
+    // The destinations an attempt may use: YARP's available ones less those tried and those cooling down.
+    private IReadOnlyList<DestinationState> Candidates(IReadOnlyList<DestinationState> available, string clusterId, List<DestinationState>? tried, ref TimeSpan shortestCooldown)
+    {
+        List<DestinationState>? narrowed = null;
+        for (var i = 0; i < available.Count; i++)
+        {
+            var destination = available[i];
+            var cooling = cooldowns.Remaining(clusterId, destination);
+            var skip = cooling > TimeSpan.Zero || (tried is not null && tried.Contains(destination));
+            if (cooling > TimeSpan.Zero && cooling < shortestCooldown)
+            {
+                shortestCooldown = cooling;
+            }
+
+            if (skip && narrowed is null)
+            {
+                narrowed = new List<DestinationState>(available.Count);
+                for (var j = 0; j < i; j++)
+                {
+                    narrowed.Add(available[j]);
+                }
+            }
+            else if (!skip)
+            {
+                narrowed?.Add(destination);
+            }
+        }
+
+        return narrowed ?? available;
+    }
+
+    private static bool IsRetryable(ForwarderError error) =>
+        error is ForwarderError.Request or ForwarderError.RequestTimedOut or ForwarderError.RequestBodyDestination or ForwarderError.NoAvailableDestinations;
+
+    // The next of the asked endpoint's fallbacks that is Ready, fits the request and whose cluster YARP has:
+    // the request is reassigned to it and its splice returned.
+    private (ModelEndpoint Endpoint, (int CutStart, int CutEnd, byte[] Insert) Splice)? NextFallback(
+        HttpContext context, RoutingState state, PooledBody body, Decision decision, ModelEndpoint asked, ref int next)
+    {
+        while (next < asked.Fallbacks.Count)
+        {
+            var id = asked.Fallbacks[next++];
+            if (IsViableFallback(state, id, decision.Required, out var candidate)
+                && (candidate.Adapters is null || !decision.Site.Multipart)
+                && proxyState.TryGetCluster(candidate.Cluster, out var cluster)
+                && TryReassign(context, cluster))
+            {
+                return (candidate, Splice(body.Span, decision.Site, candidate));
+            }
+        }
+
+        return null;
+    }
+
+    private static bool HasFallback(RoutingState state, ModelEndpoint asked, int next, long required)
+    {
+        for (var i = next; i < asked.Fallbacks.Count; i++)
+        {
+            if (IsViableFallback(state, asked.Fallbacks[i], required, out _))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool IsViableFallback(RoutingState state, string id, long required, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ModelEndpoint? endpoint) =>
+        state.Router.Registry.TryGet(id, out endpoint) && endpoint.Status.IsAvailable() && required <= endpoint.MaxContextLength;
+
+    private Task WriteExhaustedAsync(HttpContext context, ModelEndpoint endpoint, int attempts, ForwarderError lastError, TimeSpan shortestCooldown)
+    {
+        if (context.Response.HasStarted)
+        {
+            return Task.CompletedTask;
+        }
+
+        context.Response.Clear();
+        context.Features.Set<IForwarderErrorFeature>(null);
+        var retryAfter = shortestCooldown == TimeSpan.MaxValue ? (int?)null : Math.Max(1, (int)Math.Ceiling(shortestCooldown.TotalSeconds));
+        var message = attempts == 0
+            ? $"Every backend for model `{endpoint.Id}` is cooling down after failures; retry after {retryAfter ?? 1} s."
+            : $"The backends for model `{endpoint.Id}` failed {attempts} attempt(s) (last: {(lastError == ForwarderError.None ? "a retryable status" : lastError.ToString())}).";
+        Log.Exhausted(logger, endpoint.Id.Value, endpoint.Cluster, attempts);
+        context.Response.Headers[EndpointHeader] = endpoint.Id.Value;
+        context.Response.Headers[AttemptsHeader] = attempts.ToString(CultureInfo.InvariantCulture);
+        var status = attempts == 0 || lastError is ForwarderError.NoAvailableDestinations ? StatusCodes.Status503ServiceUnavailable
+            : lastError == ForwarderError.RequestTimedOut ? StatusCodes.Status504GatewayTimeout
+            : lastError == ForwarderError.None ? StatusCodes.Status503ServiceUnavailable
+            : StatusCodes.Status502BadGateway;
+        return (OpenAIError.UpstreamUnavailable(status, message) with { RetryAfterSeconds = retryAfter ?? (status == StatusCodes.Status503ServiceUnavailable ? 1 : null) }).WriteAsync(context);
+    }
+
+    private static void SetBody(HttpRequest request, ForwardedBodyStream stream)
+    {
+        request.Body = stream;
+        request.ContentLength = stream.Length;
     }
 
     private bool TryReassign(HttpContext context, ClusterState cluster)
@@ -227,7 +401,9 @@ internal sealed partial class ModelRoutingMiddleware(
             return new(OpenAIError.InvalidRequest($"The model `{endpoint.Id}` applies an adapter stack, which form-data requests cannot carry.", "model"));
         }
 
-        return new(endpoint, 0, false, start, end, Encoding.UTF8.GetBytes(endpoint.UpstreamModel));
+        var site = new SpliceSite(Multipart: true, HasModelToken: true, ModelIsVerbatim: false, start, end, 0, false);
+        var (cutStart, cutEnd, insert) = Splice(body, site, endpoint);
+        return new(endpoint, 0, 0, false, cutStart, cutEnd, insert, site);
     }
 
     private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough)
@@ -290,30 +466,10 @@ internal sealed partial class ModelRoutingMiddleware(
                     $"The model `{endpoint.Id}` applies an adapter stack; the gateway sets `merged_adapters` for it, so the request must not.", "merged_adapters"));
             }
 
-            // One splice: the model value is replaced (or "model":… inserted as the first member), and for
-            // an adapter stack the merged_adapters member follows it.
-            var upstream = EncodedModel(endpoint.UpstreamModel);
-            var stack = endpoint.Adapters is null ? [] : s_mergedAdapters.GetValue(endpoint, MergedAdaptersMember);
-            int cutStart, cutEnd;
-            byte[] insert;
-            if (!parsed.HasModelToken)
-            {
-                cutStart = cutEnd = parsed.ObjectStart + 1;
-                insert = Concat("\"model\":"u8, upstream, stack, parsed.IsEmptyObject ? [] : ","u8);
-            }
-            else if (parsed.ModelIsString && !parsed.ModelIsEscaped && body[parsed.ModelTokenStart..parsed.ModelTokenEnd].SequenceEqual(upstream))
-            {
-                cutStart = cutEnd = parsed.ModelTokenEnd;
-                insert = stack;
-            }
-            else
-            {
-                cutStart = parsed.ModelTokenStart;
-                cutEnd = parsed.ModelTokenEnd;
-                insert = stack.Length == 0 ? upstream : Concat(upstream, stack, [], []);
-            }
-
-            return new(endpoint, prompt, result.IsContextFallback, cutStart, cutEnd, insert);
+            var site = new SpliceSite(false, parsed.HasModelToken, parsed.ModelIsString && !parsed.ModelIsEscaped,
+                parsed.ModelTokenStart, parsed.ModelTokenEnd, parsed.ObjectStart, parsed.IsEmptyObject);
+            var (cutStart, cutEnd, insert) = Splice(body, site, endpoint);
+            return new(endpoint, prompt, prompt + parsed.OutputTokens, result.IsContextFallback, cutStart, cutEnd, insert, site);
         }
         finally
         {
@@ -322,6 +478,32 @@ internal sealed partial class ModelRoutingMiddleware(
                 ArrayPool<char>.Shared.Return(rented);
             }
         }
+    }
+
+    // One splice of the body for `endpoint`: the model value is replaced (or "model":… inserted as the first
+    // member), and for an adapter stack the merged_adapters member follows it. In a multipart body only the
+    // model field's value is replaced.
+    private static (int CutStart, int CutEnd, byte[] Insert) Splice(ReadOnlySpan<byte> body, SpliceSite site, ModelEndpoint endpoint)
+    {
+        if (site.Multipart)
+        {
+            return (site.TokenStart, site.TokenEnd, Encoding.UTF8.GetBytes(endpoint.UpstreamModel));
+        }
+
+        var upstream = EncodedModel(endpoint.UpstreamModel);
+        var stack = endpoint.Adapters is null ? [] : s_mergedAdapters.GetValue(endpoint, MergedAdaptersMember);
+        if (!site.HasModelToken)
+        {
+            var at = site.ObjectStart + 1;
+            return (at, at, Concat("\"model\":"u8, upstream, stack, site.IsEmptyObject ? [] : ","u8));
+        }
+
+        if (site.ModelIsVerbatim && body[site.TokenStart..site.TokenEnd].SequenceEqual(upstream))
+        {
+            return (site.TokenEnd, site.TokenEnd, stack);
+        }
+
+        return (site.TokenStart, site.TokenEnd, stack.Length == 0 ? upstream : Concat(upstream, stack, [], []));
     }
 
     private static byte[] EncodedModel(string upstream)
@@ -401,16 +583,20 @@ internal sealed partial class ModelRoutingMiddleware(
     }
 
     private readonly record struct Decision(
-        ModelEndpoint? Endpoint, long PromptTokens, bool IsFallback, int CutStart, int CutEnd, byte[] Insert, OpenAIError? Error = null)
+        ModelEndpoint? Endpoint, long PromptTokens, long Required, bool IsFallback, int CutStart, int CutEnd, byte[] Insert, SpliceSite Site, OpenAIError? Error = null)
     {
         public Decision(OpenAIError error)
-            : this(null, 0, false, 0, 0, [], error)
+            : this(null, 0, 0, false, 0, 0, [], default, error)
         {
         }
 
         /// <summary>Gets the decision to forward the body as received, on the request's own route.</summary>
-        public static Decision Unchanged => new(null, 0, false, 0, 0, []);
+        public static Decision Unchanged => new(null, 0, 0, false, 0, 0, [], default);
     }
+
+    // Where the model goes in the body, so any endpoint's splice can be made from the one parse (failover).
+    private readonly record struct SpliceSite(
+        bool Multipart, bool HasModelToken, bool ModelIsVerbatim, int TokenStart, int TokenEnd, int ObjectStart, bool IsEmptyObject);
 
     private static partial class Log
     {
@@ -422,6 +608,12 @@ internal sealed partial class ModelRoutingMiddleware(
 
         [LoggerMessage(13, LogLevel.Information, "Refused {Method} {Path}: not a path clients may reach.", EventName = "UnknownPath")]
         public static partial void UnknownPath(ILogger logger, string method, string path);
+
+        [LoggerMessage(14, LogLevel.Warning, "Attempt {Attempt} for endpoint '{Endpoint}' (cluster '{Cluster}', destination '{Destination}') failed before a response started: {Reason}", EventName = "AttemptFailed")]
+        public static partial void AttemptFailed(ILogger logger, string endpoint, string cluster, string destination, string reason, int attempt);
+
+        [LoggerMessage(15, LogLevel.Warning, "No backend could serve endpoint '{Endpoint}' (cluster '{Cluster}') after {Attempts} attempt(s).", EventName = "FailoverExhausted")]
+        public static partial void Exhausted(ILogger logger, string endpoint, string cluster, int attempts);
 
         [LoggerMessage(12, LogLevel.Warning, "The backend for endpoint '{Endpoint}' (cluster '{Cluster}') failed: {Error}", EventName = "UpstreamFailed")]
         public static partial void UpstreamFailed(ILogger logger, string endpoint, string cluster, ForwarderError error);
