@@ -1,9 +1,10 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using ModelRouting.Adapters;
 
 namespace ModelRouting.Backends;
 
-/// <summary>Registers how the gateway talks to backends: credentials, header transforms and its own client.</summary>
+/// <summary>Registers how the gateway talks to backends: credentials, header transforms, its own client, adapter reconciliation.</summary>
 internal static class BackendRegistration
 {
     public static IReverseProxyBuilder AddModelRoutingBackends(this IReverseProxyBuilder builder)
@@ -12,6 +13,8 @@ internal static class BackendRegistration
         services.TryAddSingleton<BackendCredentials>();
         services.TryAddSingleton<BackendClient>();
         builder.AddTransforms<BackendHeaderTransforms>();
+        services.TryAddSingleton<AdapterReconciler>();
+        services.AddHostedService(sp => sp.GetRequiredService<AdapterReconciler>());
         return builder;
     }
 }

@@ -7,6 +7,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
+using ModelRouting.Adapters;
 using ModelRouting.Configuration;
 using ModelRouting.Errors;
 using ModelRouting.Inspection;
@@ -111,6 +112,13 @@ internal sealed partial class ModelRoutingMiddleware(
             RequestBodyReader.BodyBufferPool.Return(buffer);
             await OpenAIError.UpstreamUnavailable(StatusCodes.Status503ServiceUnavailable,
                 $"The cluster '{endpoint.Cluster}' that serves model `{endpoint.Id}` is not available.").WriteAsync(context);
+            return;
+        }
+
+        if (!AdapterPlacement.TryNarrow(context, endpoint, source.Conditions))
+        {
+            RequestBodyReader.BodyBufferPool.Return(buffer);
+            await AdapterPlacement.NotPlaced(endpoint, state.RetryAfterSeconds).WriteAsync(context);
             return;
         }
 
