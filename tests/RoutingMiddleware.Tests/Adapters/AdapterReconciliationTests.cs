@@ -62,7 +62,7 @@ public sealed class AdapterReconciliationTests(ITestOutputHelper output)
         output.WriteLine($"adapter loaded again {reloaded.TotalMilliseconds:0} ms after the vLLM restart (interval {Interval}); requests OK after {clock.Elapsed.TotalMilliseconds:0} ms");
 
         Assert.Equal(2, vllm.Loads("sql"));
-        Assert.True(reloaded < TimeSpan.FromSeconds(3), $"reloaded after {reloaded}");
+        Assert.True(reloaded < TimeSpan.FromSeconds(5), $"reloaded after {reloaded}");
 
         // vllm --api-key: every call the gateway made, its own and proxied ones, carried the cluster's key.
         Assert.All(vllm.Requests, r => Assert.Equal("Bearer vllm-key", r.Headers.GetValueOrDefault("Authorization")));
