@@ -291,6 +291,13 @@ internal sealed partial class AdapterReconciler(
             {
                 Log.Loaded(logger, Printable(target.Upstream), address, cluster.ClusterId);
                 outcome = new Placement(PlacementKind.Loaded, null);
+                if (!Targets().Any(t => t.Cluster == target.Cluster && t.Upstream == target.Upstream))
+                {
+                    // Unregistered while it was loading: the admin API's unload may have come first.
+                    using var unload = JsonContent.Create(new UnloadRequest(target.Upstream));
+                    using var unloaded = await client.SendAsync(cluster, destination, HttpMethod.Post, "v1/unload_lora_adapter", unload, LoadTimeout, cancellationToken);
+                    return;
+                }
             }
             else
             {
@@ -435,6 +442,9 @@ internal sealed partial class AdapterReconciler(
         Refused,
         Failed,
     }
+
+    private sealed record UnloadRequest(
+        [property: System.Text.Json.Serialization.JsonPropertyName("lora_name")] string LoraName);
 
     private sealed record LoadRequest(
         [property: System.Text.Json.Serialization.JsonPropertyName("lora_name")] string LoraName,

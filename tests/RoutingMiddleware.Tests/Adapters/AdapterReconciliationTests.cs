@@ -162,6 +162,28 @@ public sealed class AdapterReconciliationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task UnregisteredWhileLoading_AdapterNotLeftLoadedOnVllm()
+    {
+        using var dir = new TempDirectory();
+        await using var vllm = await FakeVllm.StartAsync("v");
+        vllm.LoadGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var gateway = await TestGateway.StartAsync(Config([vllm], dir.File("state.json")));
+        await RegisterAdapterAsync(gateway);
+        await E2EHelpers.PollAsync(() => Task.FromResult(vllm.Loads("sql")), n => n == 1, "the load to be under way");
+
+        Assert.Equal(HttpStatusCode.OK, (await gateway.AdminAsync(HttpMethod.Delete, EndpointPath("qwen:sql"))).Status);
+        await E2EHelpers.PollAsync(() => Task.FromResult(vllm.Requests.Count(r => r.Path == "/v1/unload_lora_adapter")), n => n == 1, "the admin API's unload");
+        vllm.LoadGate.SetResult();
+
+        // The load finishes after the unload: the reconciler unloads what nobody wants any more.
+        await E2EHelpers.PollAsync(
+            () => Task.FromResult((vllm.Requests.Count(r => r.Path == "/v1/unload_lora_adapter"), vllm.Adapters.ContainsKey("sql"))),
+            r => r.Item1 == 2 && !r.Item2,
+            "the late-loaded adapter to be unloaded");
+        Assert.Equal(1, vllm.Loads("sql"));
+    }
+
+    [Fact]
     public async Task EveryDestinationDown_AdapterReadsLoading_WithReason()
     {
         using var dir = new TempDirectory();
