@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using ModelRouting.Adapters;
 using ModelRouting.Admin;
+using ModelRouting.Backends;
 using ModelRouting.Configuration;
 using ModelRouting.Discovery;
 using ModelRouting.Failover;
@@ -87,6 +88,7 @@ public static class ModelRoutingServiceCollectionExtensions
         services.AddHostedService<ModelRoutingStartup>();
         services.AddHostedService<ClusterHealthMonitor>();
         services.AddHostedService<ModelDiscoveryService>();
+        builder.AddModelRoutingBackends();
         return builder;
     }
 

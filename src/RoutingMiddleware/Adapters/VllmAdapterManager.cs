@@ -1,45 +1,51 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Json;
 using Microsoft.Extensions.Logging;
-using ModelRouting.Configuration;
-using ModelRouting.Health;
-using ModelRouting.Registry;
+using ModelRouting.Backends;
 using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
 
 namespace ModelRouting.Adapters;
 
 /// <summary>
-/// Loads and unloads LoRA adapters on vLLM backends (clusters with the metadata
-/// <c>ModelRouting.Backend: vllm</c>): <c>POST /v1/load_lora_adapter {"lora_name","lora_path"}</c> on every
-/// destination, then the endpoint is Ready, or Error if any destination refused;
-/// <c>POST /v1/unload_lora_adapter {"lora_name"}</c> when it is unregistered. Runs in the background.
+/// The admin API's view of LoRA adapters on vLLM backends (clusters with the metadata
+/// <c>ModelRouting.Backend: vllm</c>): a registered adapter is loaded by <see cref="AdapterReconciler"/>
+/// (<c>POST /v1/load_lora_adapter {"lora_name","lora_path"}</c> on every destination, and again wherever it goes
+/// missing); <c>POST /v1/unload_lora_adapter {"lora_name"}</c> runs on every destination when it is unregistered.
+/// Calls go through <see cref="BackendClient"/>, with the cluster's backend credential.
 /// </summary>
 internal sealed partial class VllmAdapterManager(
-    ModelRegistrySource source,
     IProxyStateLookup proxy,
+    BackendClient client,
+    AdapterReconciler reconciler,
     ILogger<VllmAdapterManager> logger) : IAsyncDisposable
 {
     /// <summary>The cluster metadata key naming the backend kind.</summary>
     public const string BackendMetadataKey = "ModelRouting.Backend";
 
-    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(60);
-    private readonly HttpClient _http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2) }) { Timeout = s_timeout };
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Task, bool> _running = new();
-    private long _attempts;
 
-    public long NextAttempt() => Interlocked.Increment(ref _attempts);
+    public long NextAttempt() => reconciler.NextAttempt();
 
     /// <summary>Returns whether <paramref name="clusterId"/> is marked as a vLLM cluster.</summary>
-    public bool IsVllm(string clusterId) =>
-        proxy.TryGetCluster(clusterId, out var cluster)
-        && cluster.Model.Config.Metadata is { } metadata
+    public bool IsVllm(string clusterId) => proxy.TryGetCluster(clusterId, out var cluster) && IsVllm(cluster);
+
+    /// <summary>Returns whether <paramref name="cluster"/> is marked as a vLLM cluster.</summary>
+    public static bool IsVllm(ClusterState cluster) =>
+        cluster.Model.Config.Metadata is { } metadata
         && metadata.TryGetValue(BackendMetadataKey, out var backend)
         && string.Equals(backend, "vllm", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Loads <paramref name="loraName"/> on every destination; the endpoint is already marked Loading with <paramref name="attempt"/>.</summary>
-    public void StartLoad(string endpointId, string loraName, string loraPath, string clusterId, long attempt) =>
-        Track(LoadAsync(endpointId, loraName, loraPath, clusterId, attempt));
+    /// <summary>
+    /// Has <paramref name="loraName"/> loaded on every destination now; the endpoint is already marked Loading with
+    /// <paramref name="attempt"/>, and the reconciler reads the source path from the runtime state.
+    /// </summary>
+    public void StartLoad(string endpointId, string loraName, string loraPath, string clusterId, long attempt)
+    {
+        Log.LoadRequested(logger, Printable(endpointId), Printable(loraName), clusterId, attempt, loraPath.Length);
+        reconciler.Wake();
+    }
 
     /// <summary>Unloads <paramref name="loraName"/> from every destination; failures are logged.</summary>
     public void StartUnload(string loraName, string clusterId) => Track(UnloadAsync(loraName, clusterId));
@@ -55,7 +61,6 @@ internal sealed partial class VllmAdapterManager(
         {
         }
 
-        _http.Dispose();
         _stopping.Dispose();
     }
 
@@ -65,45 +70,13 @@ internal sealed partial class VllmAdapterManager(
         _ = task.ContinueWith(t => _running.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    private async Task LoadAsync(string endpointId, string loraName, string loraPath, string clusterId, long attempt)
-    {
-        await Task.Yield();
-        var failures = await CallEveryDestinationAsync(clusterId, "v1/load_lora_adapter", new LoadRequest(loraName, loraPath));
-        AdapterLoadState? outcome = failures.Count == 0
-            ? null
-            : new AdapterLoadState(EndpointStatus.Error, $"loading adapter '{loraName}' failed: {string.Join("; ", failures)}", attempt);
-        if (outcome is null)
-        {
-            Log.Loaded(logger, loraName, clusterId);
-        }
-        else
-        {
-            Log.LoadFailed(logger, loraName, clusterId, outcome.Reason);
-        }
-
-        // Only the newest attempt decides: a replaced or unregistered endpoint's stale result is dropped.
-        source.UpdateConditions(c => c.AdapterLoads.TryGetValue(endpointId, out var current) && current.Attempt == attempt
-            ? c.WithAdapterLoad(endpointId, outcome)
-            : c);
-    }
-
     private async Task UnloadAsync(string loraName, string clusterId)
     {
         await Task.Yield();
-        var failures = await CallEveryDestinationAsync(clusterId, "v1/unload_lora_adapter", new UnloadRequest(loraName));
-        if (failures.Count > 0)
-        {
-            Log.UnloadFailed(logger, loraName, clusterId, string.Join("; ", failures));
-        }
-    }
-
-    private async Task<List<string>> CallEveryDestinationAsync<T>(string clusterId, string path, T body)
-    {
-        var failures = new List<string>();
         if (!proxy.TryGetCluster(clusterId, out var cluster))
         {
-            failures.Add($"cluster '{clusterId}' is not configured");
-            return failures;
+            Log.UnloadFailed(logger, Printable(loraName), clusterId, "the cluster is not configured");
+            return;
         }
 
         var calls = cluster.Destinations.Values.Select(async destination =>
@@ -111,54 +84,41 @@ internal sealed partial class VllmAdapterManager(
             var address = destination.Model.Config.Address;
             try
             {
-                using var response = await _http.PostAsJsonAsync(new Uri(new Uri(address.EndsWith('/') ? address : address + "/"), path), body, _stopping.Token);
-                if (!response.IsSuccessStatusCode)
-                {
-                    var text = await response.Content.ReadAsStringAsync(_stopping.Token);
-                    return $"{address} answered {(int)response.StatusCode}: {Truncate(text)}";
-                }
-
-                return null;
+                using var content = JsonContent.Create(new UnloadRequest(loraName));
+                using var response = await client.SendAsync(
+                    cluster, destination, HttpMethod.Post, "v1/unload_lora_adapter", content, AdapterReconciler.LoadTimeout, _stopping.Token);
+                return response.IsSuccessStatusCode
+                    ? null
+                    : $"{address} answered {(int)response.StatusCode}: {Printable(await response.Content.ReadAsStringAsync(_stopping.Token), 300)}";
             }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            catch (Exception e) when (e is HttpRequestException or TimeoutException)
             {
                 return $"{address}: {e.Message}";
             }
         });
-        foreach (var failure in await Task.WhenAll(calls))
+        var failures = (await Task.WhenAll(calls)).OfType<string>().ToList();
+        if (failures.Count > 0)
         {
-            if (failure is not null)
-            {
-                failures.Add(failure);
-            }
+            Log.UnloadFailed(logger, Printable(loraName), clusterId, string.Join("; ", failures));
         }
-
-        if (cluster.Destinations.IsEmpty)
-        {
-            failures.Add($"cluster '{clusterId}' has no destinations");
-        }
-
-        return failures;
     }
 
-    private static string Truncate(string text) => text.Length <= 300 ? text : text[..300] + "…";
-
-    private sealed record LoadRequest(
-        [property: System.Text.Json.Serialization.JsonPropertyName("lora_name")] string LoraName,
-        [property: System.Text.Json.Serialization.JsonPropertyName("lora_path")] string LoraPath);
+    // TODO: use ModelRouting.Logging.LogValue.Sanitize once it is merged.
+    private static string Printable(string value, int max = 256)
+    {
+        var text = value.Length <= max ? value : value[..max] + "…";
+        return text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString())) : text;
+    }
 
     private sealed record UnloadRequest(
         [property: System.Text.Json.Serialization.JsonPropertyName("lora_name")] string LoraName);
 
     private static partial class Log
     {
-        [LoggerMessage(50, LogLevel.Information, "Loaded adapter '{Adapter}' on every destination of cluster '{Cluster}'.", EventName = "AdapterLoaded")]
-        public static partial void Loaded(ILogger logger, string adapter, string cluster);
-
-        [LoggerMessage(51, LogLevel.Error, "Loading adapter '{Adapter}' on cluster '{Cluster}' failed: {Reason}", EventName = "AdapterLoadFailed")]
-        public static partial void LoadFailed(ILogger logger, string adapter, string cluster, string reason);
-
         [LoggerMessage(52, LogLevel.Warning, "Unloading adapter '{Adapter}' from cluster '{Cluster}' failed: {Reason}", EventName = "AdapterUnloadFailed")]
         public static partial void UnloadFailed(ILogger logger, string adapter, string cluster, string reason);
+
+        [LoggerMessage(56, LogLevel.Debug, "Loading adapter '{Adapter}' for endpoint '{Endpoint}' on cluster '{Cluster}' (attempt {Attempt}, source path of {PathLength} characters).", EventName = "AdapterLoadRequested")]
+        public static partial void LoadRequested(ILogger logger, string endpoint, string adapter, string cluster, long attempt, int pathLength);
     }
 }

@@ -43,6 +43,12 @@ public sealed class ModelRoutingOptions
 
     /// <summary>Gets or sets how backends' <c>GET /v1/models</c> is polled (for clusters that opt in).</summary>
     public DiscoveryOptions Discovery { get; set; } = new();
+
+    /// <summary>
+    /// Gets or sets per-cluster backend settings (cluster id → settings, ids matched ignoring case), e.g. the
+    /// credential sent to that cluster. Defaults to none.
+    /// </summary>
+    public Dictionary<string, BackendOptions> Backends { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }
 
 /// <summary>The <c>ModelRouting:Admin</c> section: the runtime admin API, the management listener and where changes are kept.</summary>

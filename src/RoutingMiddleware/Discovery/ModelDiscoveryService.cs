@@ -3,9 +3,11 @@ using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using ModelRouting.Backends;
 using ModelRouting.Configuration;
 using ModelRouting.Health;
 using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
 
 namespace ModelRouting.Discovery;
 
@@ -21,19 +23,18 @@ internal sealed partial class ModelDiscoveryService(
     ModelRegistrySource source,
     IProxyStateLookup proxy,
     IOptionsMonitor<ModelRoutingOptions> options,
+    BackendClient client,
     ILogger<ModelDiscoveryService> logger) : BackgroundService
 {
     /// <summary>The cluster metadata key that turns discovery on.</summary>
     public const string DiscoveryMetadataKey = "ModelRouting.Discovery";
 
     private readonly MemoryCache _cache = new(new MemoryCacheOptions());
-    private readonly HttpClient _http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2) });
 
     public override void Dispose()
     {
         base.Dispose();
         _cache.Dispose();
-        _http.Dispose();
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -63,7 +64,7 @@ internal sealed partial class ModelDiscoveryService(
         {
             var models = new List<(string, string?, int?)>();
             var anyAnswer = false;
-            await Task.WhenAll(cluster.Destinations.Values.Select(d => RefreshAsync(d.Model.Config.Address, settings, cancellationToken)));
+            await Task.WhenAll(cluster.Destinations.Values.Select(d => RefreshAsync(cluster, d, settings, cancellationToken)));
             foreach (var destination in cluster.Destinations.Values)
             {
                 if (_cache.TryGetValue(destination.Model.Config.Address, out List<(string, string?, int?)>? listed) && listed is not null)
@@ -94,16 +95,14 @@ internal sealed partial class ModelDiscoveryService(
         });
     }
 
-    private async Task RefreshAsync(string address, DiscoveryOptions settings, CancellationToken cancellationToken)
+    private async Task RefreshAsync(ClusterState cluster, DestinationState destination, DiscoveryOptions settings, CancellationToken cancellationToken)
     {
+        var address = destination.Model.Config.Address;
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(settings.Timeout);
-            var uri = new Uri(new Uri(address.EndsWith('/') ? address : address + "/"), "v1/models");
-            using var response = await _http.GetAsync(uri, timeout.Token);
+            using var response = await client.SendAsync(cluster, destination, HttpMethod.Get, "v1/models", null, settings.Timeout, cancellationToken);
             response.EnsureSuccessStatusCode();
-            using var document = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(timeout.Token), cancellationToken: timeout.Token);
+            using var document = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(cancellationToken));
             var listed = new List<(string, string?, int?)>();
             foreach (var model in document.RootElement.GetProperty("data").EnumerateArray())
             {
@@ -120,8 +119,7 @@ internal sealed partial class ModelDiscoveryService(
 
             _cache.Set(address, listed, settings.Ttl);
         }
-        catch (Exception e) when (e is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException
-            || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        catch (Exception e) when (e is HttpRequestException or TimeoutException or JsonException or KeyNotFoundException or InvalidOperationException)
         {
             Log.PollFailed(logger, address, e.Message);
         }

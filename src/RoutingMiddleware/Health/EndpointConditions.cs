@@ -77,7 +77,8 @@ internal sealed record EndpointConditions(
 
         if (AdapterLoads.TryGetValue(endpoint.Id.Value, out var load))
         {
-            return endpoint with { Status = load.Status, StatusReason = load.Reason };
+            // Ready: the gateway saw the adapter loaded on a destination (requests go only to those, AdapterPlacement).
+            return load.Status == EndpointStatus.Ready ? endpoint : endpoint with { Status = load.Status, StatusReason = load.Reason };
         }
 
         if (discovered is not null && endpoint.HasAdapter && !discovered.Lists(endpoint.UpstreamModel))
@@ -89,8 +90,18 @@ internal sealed record EndpointConditions(
     }
 }
 
-/// <summary>The state of a dynamic adapter load; <paramref name="Attempt"/> tells a stale completion from the current one.</summary>
-internal sealed record AdapterLoadState(EndpointStatus Status, string Reason, long Attempt);
+/// <summary>
+/// The state of a dynamic adapter load; <paramref name="Attempt"/> tells a stale completion from the current one.
+/// <paramref name="LoadedOn"/> holds the addresses of the destinations the adapter is loaded on (null: not tracked
+/// per destination); the endpoint is Ready while that is not empty and requests go only to those destinations.
+/// </summary>
+internal sealed record AdapterLoadState(EndpointStatus Status, string Reason, long Attempt, IReadOnlySet<string>? LoadedOn = null)
+{
+    /// <summary>Returns whether <paramref name="other"/> says the same (status, reason, destinations) for the same attempt.</summary>
+    public bool SameAs(AdapterLoadState other) =>
+        Status == other.Status && Reason == other.Reason && Attempt == other.Attempt
+        && (ReferenceEquals(LoadedOn, other.LoadedOn) || (LoadedOn is not null && other.LoadedOn is not null && LoadedOn.SetEquals(other.LoadedOn)));
+}
 
 /// <summary>The models a cluster's backends list on <c>GET /v1/models</c> (vLLM's shape).</summary>
 internal sealed class DiscoveredModels

@@ -7,6 +7,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
+using ModelRouting.Adapters;
 using ModelRouting.Configuration;
 using ModelRouting.Errors;
 using ModelRouting.Failover;
@@ -172,8 +173,10 @@ internal sealed partial class ModelRoutingMiddleware(
         Log.Routed(logger, endpoint.Id.Value, endpoint.Cluster, decision.PromptTokens);
         while (true)
         {
+            // An adapter endpoint goes only to destinations that have its adapter loaded.
             var feature = context.GetReverseProxyFeature();
-            var candidates = Candidates(feature.AvailableDestinations, feature.Cluster.Config.ClusterId, tried, ref shortestCooldown);
+            var placed = AdapterPlacement.TryNarrow(context, endpoint, source.Conditions);
+            var candidates = placed ? Candidates(feature.AvailableDestinations, feature.Cluster.Config.ClusterId, tried, ref shortestCooldown) : [];
             if (candidates.Count == 0)
             {
                 if (attempts < state.MaxAttempts && NextFallback(context, state, body, decision, asked, ref nextFallback) is { } next)
@@ -181,6 +184,12 @@ internal sealed partial class ModelRoutingMiddleware(
                     (endpoint, splice) = next;
                     fallback = "failover";
                     continue;
+                }
+
+                if (!placed && attempts == 0)
+                {
+                    await AdapterPlacement.NotPlaced(endpoint, state.RetryAfterSeconds).WriteAsync(context);
+                    return;
                 }
 
                 await WriteExhaustedAsync(context, endpoint, attempts, lastError, shortestCooldown);
