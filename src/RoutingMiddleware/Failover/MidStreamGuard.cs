@@ -46,13 +46,17 @@ internal sealed class MidStreamGuardHandler(HttpMessageHandler inner) : Delegati
 /// The body of a streaming response: passes the backend's bytes through; when reading them fails (the backend
 /// died, the connection reset, the chunked body ended early) it yields one SSE error event with the code
 /// <c>upstream_disconnected</c>, starting a new event if the backend stopped mid-event, then fails the next
-/// read, so YARP aborts the client's connection after the event and no <c>[DONE]</c> can follow.
+/// read, so YARP aborts the client's connection after the event and no <c>[DONE]</c> can follow. Both matter:
+/// SDKs that read events (Python's) raise on the error event; the .NET SDK ignores it and raises on the broken
+/// connection; a clean end of stream would let it return a short answer as if complete.
 /// </summary>
 internal sealed class MidStreamGuardStream(Stream inner, IDisposable owner) : Stream
 {
     private static readonly byte[] s_event = Encoding.UTF8.GetBytes(
         "data: {\"error\":{\"message\":\"The model server stopped in the middle of the response; the response is incomplete.\","
         + "\"type\":\"server_error\",\"param\":null,\"code\":\"upstream_disconnected\"}}\n\n");
+
+    private static readonly TimeSpan s_drainBeforeAbort = TimeSpan.FromMilliseconds(250);
 
     private byte[]? _pending;
     private int _pendingOffset;
@@ -83,6 +87,9 @@ internal sealed class MidStreamGuardStream(Stream inner, IDisposable owner) : St
 
         if (_failure is not null)
         {
+            // YARP aborts the client's connection when this read fails, and an abort drops what the server has not
+            // yet handed to the socket: give the error event a moment to leave first. Only broken streams wait.
+            await Task.Delay(s_drainBeforeAbort, CancellationToken.None);
             throw new IOException("The model server disconnected in the middle of a streaming response.", _failure);
         }
 

@@ -192,7 +192,7 @@ internal sealed partial class ModelRoutingMiddleware(
                     return;
                 }
 
-                await WriteExhaustedAsync(context, endpoint, attempts, lastError, shortestCooldown);
+                await WriteExhaustedAsync(context, endpoint, attempts, lastError, shortestCooldown, allCooling: true);
                 return;
             }
 
@@ -242,7 +242,7 @@ internal sealed partial class ModelRoutingMiddleware(
             lastError = held ? ForwarderError.None : error;
             if (attempts >= state.MaxAttempts)
             {
-                await WriteExhaustedAsync(context, endpoint, attempts, error, shortestCooldown);
+                await WriteExhaustedAsync(context, endpoint, attempts, error, shortestCooldown, allCooling: false);
                 return;
             }
 
@@ -325,7 +325,9 @@ internal sealed partial class ModelRoutingMiddleware(
     private static bool IsViableFallback(RoutingState state, string id, long required, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ModelEndpoint? endpoint) =>
         state.Router.Registry.TryGet(id, out endpoint) && endpoint.Status.IsAvailable() && required <= endpoint.MaxContextLength;
 
-    private Task WriteExhaustedAsync(HttpContext context, ModelEndpoint endpoint, int attempts, ForwarderError lastError, TimeSpan shortestCooldown)
+    // No attempt left, or every candidate destination cooling down: 503 with Retry-After when the gateway
+    // knows when one comes back, else the last attempt's failure (502, or 504 for a timeout).
+    private Task WriteExhaustedAsync(HttpContext context, ModelEndpoint endpoint, int attempts, ForwarderError lastError, TimeSpan shortestCooldown, bool allCooling)
     {
         if (context.Response.HasStarted)
         {
@@ -334,18 +336,23 @@ internal sealed partial class ModelRoutingMiddleware(
 
         context.Response.Clear();
         context.Features.Set<IForwarderErrorFeature>(null);
-        var retryAfter = shortestCooldown == TimeSpan.MaxValue ? (int?)null : Math.Max(1, (int)Math.Ceiling(shortestCooldown.TotalSeconds));
+        int? retryAfter = shortestCooldown == TimeSpan.MaxValue ? null : Math.Max(1, (int)Math.Ceiling(shortestCooldown.TotalSeconds));
+        var status = allCooling || lastError is ForwarderError.None or ForwarderError.NoAvailableDestinations
+            ? StatusCodes.Status503ServiceUnavailable
+            : lastError == ForwarderError.RequestTimedOut ? StatusCodes.Status504GatewayTimeout : StatusCodes.Status502BadGateway;
         var message = attempts == 0
             ? $"Every backend for model `{endpoint.Id}` is cooling down after failures; retry after {retryAfter ?? 1} s."
-            : $"The backends for model `{endpoint.Id}` failed {attempts} attempt(s) (last: {(lastError == ForwarderError.None ? "a retryable status" : lastError.ToString())}).";
+            : $"No backend for model `{endpoint.Id}` could answer: {attempts} attempt(s) failed (last: {(lastError == ForwarderError.None ? "a retryable status" : lastError.ToString())})"
+                + (allCooling ? $"; every backend is cooling down, retry after {retryAfter ?? 1} s." : ".");
         Log.Exhausted(logger, endpoint.Id.Value, endpoint.Cluster, attempts);
         context.Response.Headers[EndpointHeader] = endpoint.Id.Value;
         context.Response.Headers[AttemptsHeader] = attempts.ToString(CultureInfo.InvariantCulture);
-        var status = attempts == 0 || lastError is ForwarderError.NoAvailableDestinations ? StatusCodes.Status503ServiceUnavailable
-            : lastError == ForwarderError.RequestTimedOut ? StatusCodes.Status504GatewayTimeout
-            : lastError == ForwarderError.None ? StatusCodes.Status503ServiceUnavailable
-            : StatusCodes.Status502BadGateway;
-        return (OpenAIError.UpstreamUnavailable(status, message) with { RetryAfterSeconds = retryAfter ?? (status == StatusCodes.Status503ServiceUnavailable ? 1 : null) }).WriteAsync(context);
+        if (status == StatusCodes.Status503ServiceUnavailable)
+        {
+            retryAfter ??= 1;
+        }
+
+        return (OpenAIError.UpstreamUnavailable(status, message) with { RetryAfterSeconds = retryAfter }).WriteAsync(context);
     }
 
     private static void SetBody(HttpRequest request, ForwardedBodyStream stream)
