@@ -96,6 +96,11 @@ internal sealed class EndpointHandlers(ModelRegistrySource source, VllmAdapterMa
         {
             var existing = administered.TryGet(id, out var old) ? old : null;
             var registeredAt = existing?.RegisteredAt ?? source.Time.GetUtcNow();
+            if (endpoint.Fallbacks.FirstOrDefault(f => !administered.TryGet(f, out _)) is { } unknown)
+            {
+                return AdminChange.Fail($"Endpoint '{id}': Fallbacks: '{unknown}' is not an endpoint id", "Fallbacks");
+            }
+
             var check = administered.Register(endpoint with { RegisteredAt = registeredAt });
             if (!check.Succeeded)
             {

@@ -178,6 +178,8 @@ public sealed class AdminApiTests : IAsyncLifetime, IDisposable
         { """{"Cluster":"pool","Id":"other-id"}""", "Id", ["other-id"] },
         { """{"Cluster":"pool","MaxContextLenght":5}""", "MaxContextLenght", [] },
         { """{"Cluster":"pool","MaxContextLength":"big"}""", "MaxContextLength", [] },
+        { """{"Cluster":"pool","Fallbacks":["nope"]}""", "Fallbacks", ["nope"] },
+        { """{"Cluster":"pool","Fallbacks":["newcomer"]}""", "Fallbacks", ["itself"] },
         { """[1]""", "JSON object", [] },
         { """{not json""", "JSON", [] },
     };
