@@ -10,6 +10,7 @@ using ModelRouting.Health;
 using ModelRouting.Registry;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
+using ModelRouting.Logging;
 
 namespace ModelRouting.Adapters;
 
@@ -266,7 +267,7 @@ internal sealed partial class AdapterReconciler(
             {
                 if (known.Kind == PlacementKind.Loaded)
                 {
-                    Log.Vanished(logger, Printable(target.Upstream), address, cluster.ClusterId);
+                    Log.Vanished(logger, LogValue.Sanitize(target.Upstream), address, cluster.ClusterId);
                 }
 
                 _placements[key] = new Placement(PlacementKind.Loading, $"{address}: loading");
@@ -289,7 +290,7 @@ internal sealed partial class AdapterReconciler(
             using var response = await client.SendAsync(cluster, destination, HttpMethod.Post, "v1/load_lora_adapter", content, LoadTimeout, cancellationToken);
             if (response.IsSuccessStatusCode)
             {
-                Log.Loaded(logger, Printable(target.Upstream), address, cluster.ClusterId);
+                Log.Loaded(logger, LogValue.Sanitize(target.Upstream), address, cluster.ClusterId);
                 outcome = new Placement(PlacementKind.Loaded, null);
                 if (!Targets().Any(t => t.Cluster == target.Cluster && t.Upstream == target.Upstream))
                 {
@@ -302,7 +303,7 @@ internal sealed partial class AdapterReconciler(
             else
             {
                 var text = await response.Content.ReadAsStringAsync(cancellationToken);
-                outcome = new Placement(PlacementKind.Refused, $"{address} answered {(int)response.StatusCode}: {Printable(text, 300)}");
+                outcome = new Placement(PlacementKind.Refused, $"{address} answered {(int)response.StatusCode}: {LogValue.Sanitize(text)}");
             }
         }
         catch (Exception e) when (e is HttpRequestException or TimeoutException)
@@ -329,7 +330,7 @@ internal sealed partial class AdapterReconciler(
         _placements[key] = placement;
         if (placement.Failure is not null && placement.Failure != before.Failure)
         {
-            Log.LoadFailed(logger, Printable(key.Id), key.Address, placement.Failure);
+            Log.LoadFailed(logger, LogValue.Sanitize(key.Id), key.Address, placement.Failure);
         }
     }
 
@@ -386,7 +387,7 @@ internal sealed partial class AdapterReconciler(
         });
         if (lost)
         {
-            Log.Unavailable(logger, Printable(target.Id), target.Cluster, Printable(state.Reason));
+            Log.Unavailable(logger, LogValue.Sanitize(target.Id), target.Cluster, LogValue.Sanitize(state.Reason));
         }
     }
 
@@ -418,13 +419,6 @@ internal sealed partial class AdapterReconciler(
         {
             return null;
         }
-    }
-
-    // TODO: use ModelRouting.Logging.LogValue.Sanitize once it is merged.
-    private static string Printable(string value, int max = 256)
-    {
-        var text = value.Length <= max ? value : value[..max] + "…";
-        return text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString())) : text;
     }
 
     private sealed record Target(string Id, string Upstream, string SourcePath, string Cluster, long Attempt);

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using ModelRouting.Backends;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
+using ModelRouting.Logging;
 
 namespace ModelRouting.Adapters;
 
@@ -43,7 +44,7 @@ internal sealed partial class VllmAdapterManager(
     /// </summary>
     public void StartLoad(string endpointId, string loraName, string loraPath, string clusterId, long attempt)
     {
-        Log.LoadRequested(logger, Printable(endpointId), Printable(loraName), clusterId, attempt, loraPath.Length);
+        Log.LoadRequested(logger, LogValue.Sanitize(endpointId), LogValue.Sanitize(loraName), clusterId, attempt, loraPath.Length);
         reconciler.Wake();
     }
 
@@ -75,7 +76,7 @@ internal sealed partial class VllmAdapterManager(
         await Task.Yield();
         if (!proxy.TryGetCluster(clusterId, out var cluster))
         {
-            Log.UnloadFailed(logger, Printable(loraName), clusterId, "the cluster is not configured");
+            Log.UnloadFailed(logger, LogValue.Sanitize(loraName), clusterId, "the cluster is not configured");
             return;
         }
 
@@ -89,7 +90,7 @@ internal sealed partial class VllmAdapterManager(
                     cluster, destination, HttpMethod.Post, "v1/unload_lora_adapter", content, AdapterReconciler.LoadTimeout, _stopping.Token);
                 return response.IsSuccessStatusCode
                     ? null
-                    : $"{address} answered {(int)response.StatusCode}: {Printable(await response.Content.ReadAsStringAsync(_stopping.Token), 300)}";
+                    : $"{address} answered {(int)response.StatusCode}: {LogValue.Sanitize(await response.Content.ReadAsStringAsync(_stopping.Token))}";
             }
             catch (Exception e) when (e is HttpRequestException or TimeoutException)
             {
@@ -99,15 +100,8 @@ internal sealed partial class VllmAdapterManager(
         var failures = (await Task.WhenAll(calls)).OfType<string>().ToList();
         if (failures.Count > 0)
         {
-            Log.UnloadFailed(logger, Printable(loraName), clusterId, string.Join("; ", failures));
+            Log.UnloadFailed(logger, LogValue.Sanitize(loraName), clusterId, string.Join("; ", failures));
         }
-    }
-
-    // TODO: use ModelRouting.Logging.LogValue.Sanitize once it is merged.
-    private static string Printable(string value, int max = 256)
-    {
-        var text = value.Length <= max ? value : value[..max] + "…";
-        return text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString())) : text;
     }
 
     private sealed record UnloadRequest(

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using ModelRouting.Configuration;
 using ModelRouting.Proxy;
+using ModelRouting.Logging;
 
 namespace ModelRouting.Backends;
 
@@ -82,17 +83,10 @@ internal sealed partial class BackendCredentials : IDisposable
                 }
                 else if (_warned.Add(name))
                 {
-                    Log.UnknownCluster(_logger, Printable(name));
+                    Log.UnknownCluster(_logger, LogValue.Sanitize(name));
                 }
             }
         }
-    }
-
-    // TODO: use ModelRouting.Logging.LogValue.Sanitize once it is merged.
-    private static string Printable(string value)
-    {
-        var text = value.Length <= 256 ? value : value[..256] + "…";
-        return text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString())) : text;
     }
 
     private sealed class Snapshot
