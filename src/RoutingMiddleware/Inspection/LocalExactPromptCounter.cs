@@ -38,7 +38,7 @@ internal sealed class LocalExactPromptCounter(IMemoryCache cache) : IExactPrompt
                 var raw = body.Slice(range.Start, range.Length);
                 if (!counts.TryGet(raw, out var count))
                 {
-                    count = OpenAIRequestParser.CountUncached(counter, raw, range.IsEscaped, ref scratch);
+                    count = PromptCountState.CountUncached(counter, raw, range.IsEscaped, ref scratch);
                     counts.Set(raw, count, range.IsEscaped);
                 }
 
