@@ -21,8 +21,14 @@ internal sealed class CharacterTokenTable
     /// <summary>The embedded resource's name.</summary>
     public const string ResourceName = "ModelRouting.Inspection.o200k-character-tokens.bin";
 
-    private const byte PunctuationFlag = 0x80;
-    private const byte MarkFlag = 0x40;
+    /// <summary>The bit of an <see cref="Entry"/> set for punctuation and symbols.</summary>
+    public const byte PunctuationFlag = 0x80;
+
+    /// <summary>The bit of an <see cref="Entry"/> set for combining marks.</summary>
+    public const byte MarkFlag = 0x40;
+
+    /// <summary>The bits of an <see cref="Entry"/> that hold the tokens alone.</summary>
+    public const byte TokensMask = 0x07;
 
     private readonly byte[] _entries;
 
@@ -49,6 +55,9 @@ internal sealed class CharacterTokenTable
 
     /// <summary>Gets the embedded data, for the test that regenerates it.</summary>
     public byte[] Packed { get; }
+
+    /// <summary>Gets the entry of <paramref name="codePoint"/>: its tokens alone (<see cref="TokensMask"/>) and its flags.</summary>
+    public byte Entry(int codePoint) => (uint)codePoint < Limit ? _entries[codePoint] : (byte)4;
 
     /// <summary>Gets the o200k_base tokens of <paramref name="codePoint"/> alone.</summary>
     public int TokensAlone(int codePoint) => (uint)codePoint < Limit ? _entries[codePoint] & 7 : 4;

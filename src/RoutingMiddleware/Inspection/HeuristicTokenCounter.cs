@@ -170,7 +170,7 @@ public sealed class HeuristicTokenCounter : ITokenCounter
         var previousCodePoint = -1;
         while (i < text.Length)
         {
-            var charClass = Classify(text, i, out var length, out var codePoint, out var alone);
+            var charClass = Classify(text, i, out var length, out var codePoint, out var entry);
             switch (charClass)
             {
                 case CharClass.Letter:
@@ -217,7 +217,7 @@ public sealed class HeuristicTokenCounter : ITokenCounter
                         CharClass.AstralSymbol => AstralSymbolCost,
                         CharClass.Control => ControlCost,
                         CharClass.OtherSpace => StandaloneCost,
-                        CharClass.Rare => RareRate * alone,
+                        CharClass.Rare => RareRate * (entry & CharacterTokenTable.TokensMask),
                         _ => previousClass is CharClass.Symbol or CharClass.AstralSymbol or CharClass.Rare ? JoinerCost : LoneJoinerCost,
                     };
                     i += length;
@@ -303,19 +303,28 @@ public sealed class HeuristicTokenCounter : ITokenCounter
         {
             var b = text[i];
 
-            // Fast path: a run of lower-case letters that stays short of the long-run rates.
-            if (b - (uint)'a' <= 'z' - 'a' && ascii + other < LongRun - 1 && b != previous)
+            // Fast path: a run of lower-case letters that stays short of the long-run rates (a letter tripled leaves it).
+            if (b - (uint)'a' <= 'z' - 'a' && ascii + other < LongRun - 1 && !(b == previous && b == beforePrevious))
             {
                 var end = i + 1;
                 var limit = Math.Min(text.Length, i + (LongRun - ascii - other));
-                while (end < limit && text[end] - (uint)'a' <= 'z' - 'a' && text[end] != text[end - 1])
+                byte last = b, beforeLast = previous;
+                while (end < limit)
                 {
+                    var c = text[end];
+                    if (c - (uint)'a' > 'z' - 'a' || (c == last && c == beforeLast))
+                    {
+                        break;
+                    }
+
+                    beforeLast = last;
+                    last = c;
                     end++;
                 }
 
                 ascii += end - i;
-                beforePrevious = end - i >= 2 ? text[end - 2] : previous;
-                previous = text[end - 1];
+                beforePrevious = beforeLast;
+                previous = last;
                 previousLower = true;
                 previousCodePoint = -1;
                 i = end;
@@ -366,7 +375,8 @@ public sealed class HeuristicTokenCounter : ITokenCounter
             }
             else
             {
-                var charClass = Classify(text, i, out var length, out var codePoint, out _);
+                var charClass = Classify(text, i, out var length, out var codePoint, out var entry);
+                var isMark = (entry & CharacterTokenTable.MarkFlag) != 0;
                 if (charClass == CharClass.Mark)
                 {
                     tokens += MarkCost;
@@ -375,7 +385,7 @@ public sealed class HeuristicTokenCounter : ITokenCounter
                 {
                     break;
                 }
-                else if (s_characters.IsMark(codePoint) && (codePoint == previousCodePoint || ++marksInRow >= 3))
+                else if (isMark && (codePoint == previousCodePoint || ++marksInRow >= 3))
                 {
                     // A script's vowel sign or virama doubled, or a third in a row: o200k has no token for them.
                     tokens += RepeatedOtherLetterCost;
@@ -393,7 +403,7 @@ public sealed class HeuristicTokenCounter : ITokenCounter
                     other++;
                 }
 
-                if (!s_characters.IsMark(codePoint))
+                if (!isMark)
                 {
                     marksInRow = 0;
                 }
@@ -480,15 +490,15 @@ public sealed class HeuristicTokenCounter : ITokenCounter
             return !IsDigit(b) && AsciiClasses[b] != (byte)CharClass.Control;
         }
 
-        var next = Classify(text, i, out _, out var codePoint, out _);
+        var next = Classify(text, i, out _, out _, out var entry);
         return next is not (CharClass.Ideograph or CharClass.Kana or CharClass.Rare or CharClass.Mark or CharClass.Joiner or CharClass.OtherSpace)
-            && !(next == CharClass.OtherLetter && s_characters.IsMark(codePoint));
+            && !(next == CharClass.OtherLetter && (entry & CharacterTokenTable.MarkFlag) != 0);
     }
 
-    private static CharClass Classify(ReadOnlySpan<byte> text, int i, out int length, out int codePoint, out int alone)
+    private static CharClass Classify(ReadOnlySpan<byte> text, int i, out int length, out int codePoint, out int entry)
     {
         var b = text[i];
-        alone = 1;
+        entry = 1;
         if (b < 0x80)
         {
             length = 1;
@@ -524,15 +534,15 @@ public sealed class HeuristicTokenCounter : ITokenCounter
             // A continuation byte or a truncated sequence: a byte of its own.
             length = 1;
             codePoint = -1;
-            alone = 1;
+            entry = 1;
             return CharClass.Rare;
         }
 
         // What o200k has no token for is spelled out in pieces, whatever its class; punctuation in a letter block
         // (Hebrew maqaf, Myanmar section marks, Greek question mark) is punctuation.
-        alone = s_characters.TokensAlone(codePoint);
-        return alone > 1 ? CharClass.Rare
-            : charClass is CharClass.OtherLetter or CharClass.Kana && s_characters.IsPunctuation(codePoint) ? CharClass.GeneralPunctuation
+        entry = s_characters.Entry(codePoint);
+        return (entry & CharacterTokenTable.TokensMask) > 1 ? CharClass.Rare
+            : charClass is CharClass.OtherLetter or CharClass.Kana && (entry & CharacterTokenTable.PunctuationFlag) != 0 ? CharClass.GeneralPunctuation
             : charClass;
     }
 
