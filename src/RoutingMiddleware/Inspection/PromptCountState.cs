@@ -12,27 +12,6 @@ internal ref struct PromptCountState(ITokenCounter counter, int mediaTokens, Pro
 {
     private byte[]? _scratch;
 
-    /// <summary>Counts a raw (escaped) JSON string's text, unescaping into <paramref name="scratch"/> (pooled) when needed.</summary>
-    internal static int CountUncached(ITokenCounter counter, ReadOnlySpan<byte> raw, bool escaped, ref byte[]? scratch)
-    {
-        if (!escaped)
-        {
-            return counter.CountTokens(raw);
-        }
-
-        if (scratch is null || scratch.Length < raw.Length)
-        {
-            if (scratch is not null)
-            {
-                ArrayPool<byte>.Shared.Return(scratch);
-            }
-
-            scratch = ArrayPool<byte>.Shared.Rent(Math.Max(raw.Length, 256));
-        }
-
-        return counter.CountTokens(scratch.AsSpan(0, JsonScanner.Unescape(raw, scratch)));
-    }
-
     public readonly int MediaTokens = mediaTokens;
     public long Text;
     public long Fixed;
@@ -41,7 +20,7 @@ internal ref struct PromptCountState(ITokenCounter counter, int mediaTokens, Pro
     public int CachedEnd { get; private set; }
 
     /// <summary>
-    /// Counts a long prompt string from the cache when its raw bytes were seen before: those bytes were
+    /// Counts a long prompt string from the cache when its raw bytes were seen before (the cache compares them): those bytes were
     /// validated then, and the cache knows their length, so the string is not even scanned.
     /// </summary>
     public bool TryCountCached(ReadOnlySpan<byte> body, int start)
@@ -142,5 +121,26 @@ internal ref struct PromptCountState(ITokenCounter counter, int mediaTokens, Pro
             ArrayPool<byte>.Shared.Return(_scratch);
             _scratch = null;
         }
+    }
+
+    /// <summary>Counts a raw (escaped) JSON string's text, unescaping into <paramref name="scratch"/> (pooled) when needed.</summary>
+    internal static int CountUncached(ITokenCounter counter, ReadOnlySpan<byte> raw, bool escaped, ref byte[]? scratch)
+    {
+        if (!escaped)
+        {
+            return counter.CountTokens(raw);
+        }
+
+        if (scratch is null || scratch.Length < raw.Length)
+        {
+            if (scratch is not null)
+            {
+                ArrayPool<byte>.Shared.Return(scratch);
+            }
+
+            scratch = ArrayPool<byte>.Shared.Rent(Math.Max(raw.Length, 256));
+        }
+
+        return counter.CountTokens(scratch.AsSpan(0, JsonScanner.Unescape(raw, scratch)));
     }
 }
