@@ -21,6 +21,9 @@ internal sealed class CharacterTokenTable
     /// <summary>The embedded resource's name.</summary>
     public const string ResourceName = "ModelRouting.Inspection.o200k-character-tokens.bin";
 
+    /// <summary>The embedded resource of the three-letter table (<see cref="IsTrigramToken"/>).</summary>
+    public const string TrigramResourceName = "ModelRouting.Inspection.o200k-trigrams.bin";
+
     /// <summary>The bit of an <see cref="Entry"/> set for punctuation and symbols.</summary>
     public const byte PunctuationFlag = 0x80;
 
@@ -31,10 +34,12 @@ internal sealed class CharacterTokenTable
     public const byte TokensMask = 0x07;
 
     private readonly byte[] _entries;
+    private readonly byte[] _trigrams;
 
-    private CharacterTokenTable(byte[] packed)
+    private CharacterTokenTable(byte[] packed, byte[] trigrams)
     {
         Packed = packed;
+        _trigrams = trigrams;
         _entries = new byte[Limit];
         for (var c = 0; c < Limit; c++)
         {
@@ -55,6 +60,17 @@ internal sealed class CharacterTokenTable
 
     /// <summary>Gets the embedded data, for the test that regenerates it.</summary>
     public byte[] Packed { get; }
+
+    /// <summary>Gets the embedded three-letter table, for the test that regenerates it.</summary>
+    public ReadOnlySpan<byte> Trigrams => _trigrams;
+
+    /// <summary>
+    /// Gets whether three ASCII letters, each given as <c>letter &amp; 0x1F</c> (1 to 26, case-insensitive) and packed
+    /// five bits apiece (<c>(a &lt;&lt; 10) | (b &lt;&lt; 5) | c</c>), are one o200k token (alone or after a space);
+    /// a leading 0 (fewer than three letters so far) always is. Real words are made of such trigrams (92% of the
+    /// English corpus's), random letters mostly not (27%).
+    /// </summary>
+    public bool IsTrigramToken(int packed) => (_trigrams[packed >> 3] & (1 << (packed & 7))) != 0;
 
     /// <summary>Gets the entry of <paramref name="codePoint"/>: its tokens alone (<see cref="TokensMask"/>) and its flags.</summary>
     public byte Entry(int codePoint) => (uint)codePoint < Limit ? _entries[codePoint] : (byte)4;
@@ -80,12 +96,14 @@ internal sealed class CharacterTokenTable
         return packed;
     }
 
-    private static CharacterTokenTable Load()
+    private static CharacterTokenTable Load() => new(Read(ResourceName, Limit / 4), Read(TrigramResourceName, 1 << 12));
+
+    private static byte[] Read(string name, int length)
     {
-        using var stream = typeof(CharacterTokenTable).Assembly.GetManifestResourceStream(ResourceName)
-            ?? throw new InvalidOperationException($"The embedded resource {ResourceName} is missing.");
-        var packed = new byte[Limit / 4];
-        stream.ReadExactly(packed);
-        return new CharacterTokenTable(packed);
+        using var stream = typeof(CharacterTokenTable).Assembly.GetManifestResourceStream(name)
+            ?? throw new InvalidOperationException($"The embedded resource {name} is missing.");
+        var data = new byte[length];
+        stream.ReadExactly(data);
+        return data;
     }
 }

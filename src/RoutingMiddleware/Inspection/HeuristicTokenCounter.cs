@@ -28,11 +28,10 @@ namespace ModelRouting.Inspection;
 /// </remarks>
 public sealed class HeuristicTokenCounter : ITokenCounter
 {
-    // A word (letter run) of up to WordFreeLetters ASCII letters is usually one token; longer ones cost a little more.
-    private const double WordFreeLetters = 6.33;
-    private const double WordLetterRate = 0.039;
+    // A word (letter run) is one token, plus TrigramMissCost for each three letters o200k has no token for past the
+    // first: real words are made of o200k's trigrams, random letters (hashes, base64, keyboard mash) are not.
     private const double UpperLetterRate = 0.334;       // each upper-case letter after the first (HTTP, SCREAMING_CASE)
-    private const double MixedWordAsciiRate = 0.336;    // ASCII letters in a word that also has accented/other letters
+    private const double MixedWordAsciiRate = 0.26;    // ASCII letters in a word that also has accented/other letters
     private const double OtherLetterRate = 0.094;       // accented Latin, Cyrillic, Greek, Hebrew, Arabic, Indic letters
     private const double DigitGroupCost = 1.103;        // per group of up to three digits
     private const double PunctuationFirst = 0.787;
@@ -69,6 +68,7 @@ public sealed class HeuristicTokenCounter : ITokenCounter
     private const double AfterSpaceCost = 0.85;         // the same after a space, which it takes into its token
     private const double PunctuationBreak = 1;          // two marks o200k has no token for: a token boundary between them
     private const double LongPunctuationRate = 0.5;     // o200k has few tokens of more than two mixed marks
+    private const double TrigramMissCost = 0.7;         // each three letters of a word o200k has no token for, past the first
 
     // Very long runs (rare in real text, common in adversarial input): o200k has long tokens for repeated
     // characters ("=====", "    ", "\n\n\n\n") but not for random letters or accented letters.
@@ -298,7 +298,10 @@ public sealed class HeuristicTokenCounter : ITokenCounter
         int ascii = 0, upper = 0, other = 0;
         var previousLower = false;
         byte previous = 0, beforePrevious = 0;
-        int previousCodePoint = -1, beforePreviousCodePoint = -1, marksInRow = 0;
+        int previousCodePoint = -1, beforePreviousCodePoint = -1, marksInRow = 0, trigram = 0, misses = 0;
+
+        // The last three ASCII letters, five bits each; misses counts those o200k has no token for.
+        var trigrams = s_characters.Trigrams;
         while (i < text.Length)
         {
             var b = text[i];
@@ -309,6 +312,8 @@ public sealed class HeuristicTokenCounter : ITokenCounter
                 var end = i + 1;
                 var limit = Math.Min(text.Length, i + (LongRun - ascii - other));
                 byte last = b, beforeLast = previous;
+                trigram = ((trigram << 5) | (b & 0x1F)) & 0x7FFF;
+                misses += ((trigrams[trigram >> 3] >> (trigram & 7)) & 1) ^ 1;
                 while (end < limit)
                 {
                     var c = text[end];
@@ -317,6 +322,8 @@ public sealed class HeuristicTokenCounter : ITokenCounter
                         break;
                     }
 
+                    trigram = ((trigram << 5) | (c & 0x1F)) & 0x7FFF;
+                    misses += ((trigrams[trigram >> 3] >> (trigram & 7)) & 1) ^ 1;
                     beforeLast = last;
                     last = c;
                     end++;
@@ -341,11 +348,16 @@ public sealed class HeuristicTokenCounter : ITokenCounter
                 var isUpper = b <= 'Z';
                 if (isUpper && previousLower)
                 {
-                    tokens += WordCost(ascii, upper, other);
+                    tokens += WordCost(ascii, upper, other, misses);
                     ascii = 0;
                     upper = 0;
                     other = 0;
+                    misses = 0;
+                    trigram = 0;
                 }
+
+                trigram = ((trigram << 5) | (b & 0x1F)) & 0x7FFF;
+                misses += ((trigrams[trigram >> 3] >> (trigram & 7)) & 1) ^ 1;
 
                 var tripled = b == previous && b == beforePrevious;
                 beforePrevious = previous;
@@ -411,24 +423,26 @@ public sealed class HeuristicTokenCounter : ITokenCounter
                 beforePreviousCodePoint = previousCodePoint;
                 previousCodePoint = codePoint;
                 beforePrevious = previous = 0;
+                trigram = 0;
                 i += length;
                 previousLower = true;
             }
         }
 
-        return tokens + WordCost(ascii, upper, other);
+        return tokens + WordCost(ascii, upper, other, misses);
     }
 
-    private static double WordCost(int ascii, int upper, int other)
+    private static double WordCost(int ascii, int upper, int other, int trigramMisses)
     {
         if (ascii + other == 0)
         {
             return 0;
         }
 
-        var letters = other > 0 ? ascii * MixedWordAsciiRate : Math.Max(0, ascii - WordFreeLetters) * WordLetterRate;
-        return 1 + letters + Math.Max(0, upper - 1) * UpperLetterRate + other * OtherLetterRate;
+        var letters = other > 0 ? ascii * MixedWordAsciiRate : 0;
+        return 1 + letters + Math.Max(0, upper - 1) * UpperLetterRate + other * OtherLetterRate + Math.Max(0, trigramMisses - 1) * TrigramMissCost;
     }
+
 
     // Newlines (with any spaces before them) are one piece; the spaces after the last newline are another, except
     // the last one, which joins the following word or punctuation (but not a digit, an ideograph or a character

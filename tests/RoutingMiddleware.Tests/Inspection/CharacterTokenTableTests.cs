@@ -68,4 +68,40 @@ public sealed class CharacterTokenTableTests
             }
         }
     }
+
+    [Fact]
+    public void Trigrams_EveryThreeLetters_EqualO200k()
+    {
+        var expected = new byte[1 << 12];
+        for (var a = 0; a <= 26; a++)
+        {
+            for (var b = 0; b <= 26; b++)
+            {
+                for (var c = 1; c <= 26; c++)
+                {
+                    // A leading 0 is a word's first or second letter: always a token.
+                    var text = new string([(char)('a' + a - 1), (char)('a' + b - 1), (char)('a' + c - 1)]);
+                    if (a == 0 || b == 0 || s_o200k.Value.CountTokens(text) == 1 || s_o200k.Value.CountTokens(" " + text) == 1)
+                    {
+                        var packed = (a << 10) | (b << 5) | c;
+                        expected[packed >> 3] |= (byte)(1 << (packed & 7));
+                    }
+                }
+            }
+        }
+
+        if (!expected.AsSpan().SequenceEqual(CharacterTokenTable.O200k.Trigrams))
+        {
+            var path = Path.Combine(Path.GetTempPath(), "o200k-trigrams.bin");
+            File.WriteAllBytes(path, expected);
+            Assert.Fail($"src/RoutingMiddleware/Inspection/o200k-trigrams.bin differs from o200k_base; the regenerated table is at {path}.");
+        }
+    }
+
+    [Theory]
+    [InlineData("the", true)]
+    [InlineData("ing", true)]
+    [InlineData("qxz", false)]
+    public void IsTrigramToken_Samples(string letters, bool expected) =>
+        Assert.Equal(expected, CharacterTokenTable.O200k.IsTrigramToken(((letters[0] & 0x1F) << 10) | ((letters[1] & 0x1F) << 5) | (letters[2] & 0x1F)));
 }

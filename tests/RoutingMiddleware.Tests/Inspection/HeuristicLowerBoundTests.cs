@@ -14,10 +14,11 @@ namespace ModelRouting.Tests.Inspection;
 public sealed class HeuristicLowerBoundTests
 {
     /// <summary>
-    /// Shapes the heuristic cannot bound without a model of the language: random sequences of common letters
-    /// (and the base64 and URLs made of them) cost o200k up to one token per letter, while a real word of the same
-    /// letters costs one or two tokens, and a scan of character classes cannot tell the two apart. Kept out of the
-    /// asserted set and measured by <see cref="LowerBound_RandomLetterSequences_KnownGap"/>.
+    /// Shapes the heuristic does not always bound: random sequences of common letters (and the base64 and URLs made
+    /// of them) cost o200k up to one token per letter, while a real word of the same letters costs one or two tokens.
+    /// Three-letter statistics (<c>CharacterTokenTable.IsTrigramToken</c>) tell most of them apart (135 of these
+    /// 2,300 strings still fall below the bound, worst ratio 0.33); the rest would need a model of the language.
+    /// Kept out of the asserted set and measured by <see cref="LowerBound_RandomLetterSequences_KnownGap"/>.
     /// </summary>
     private static readonly string[] s_knownGaps = ["long ascii word", "long mixed-case word", "base64", "url", "mixed scripts", "random punctuation"];
 
@@ -76,7 +77,7 @@ public sealed class HeuristicLowerBoundTests
         AssertBound(TiktokenTokenizer.CreateForEncoding("o200k_base"), [(shape, text)]);
     }
 
-    [Fact(Skip = "Known gap: random sequences of common letters (measured worst ratio 0.14 with o200k_base); see s_knownGaps.")]
+    [Fact(Skip = "Known gap: random sequences of common letters (135 of 2,300 below the bound, worst ratio 0.33 with o200k_base); see s_knownGaps.")]
     public void LowerBound_RandomLetterSequences_KnownGap() =>
         AssertBound(TiktokenTokenizer.CreateForEncoding("o200k_base"), [.. s_texts.Value.Where(t => IsKnownGap(t.Label))]);
 
