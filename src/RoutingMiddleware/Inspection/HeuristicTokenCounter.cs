@@ -8,7 +8,7 @@ namespace ModelRouting.Inspection;
 /// The scan mirrors o200k's pre-tokenizer, whose pieces are never merged by the BPE: letter runs (split at a
 /// lower-to-upper case change, as in <c>getUserId</c>), digit runs in groups of three, punctuation runs (which take
 /// a leading space and trailing newlines), newline runs and space runs (whose last space joins the next word).
-/// Each piece costs about one token plus a length-dependent part; CJK ideographs, kana, Hangul, other scripts,
+/// Each piece costs about one token plus a part for its length or content; CJK ideographs, kana, Hangul, other scripts,
 /// symbols and emoji have their own per-character rates.
 /// </para>
 /// <para>
@@ -22,8 +22,9 @@ namespace ModelRouting.Inspection;
 /// code points, most emoji) cost their own tokens (<see cref="CharacterTokenTable"/>); controls, combining marks,
 /// joiners and a character repeated where o200k has no token for the repetition cost a token each; runs of one
 /// character (rulers, whitespace art) cost at least their share of o200k's longest token of that character.
-/// HeuristicLowerBoundTests holds the bound on a generated adversarial set, and names the shapes it does not hold
-/// for: random sequences of common letters, which only a model of the language tells from words.
+/// A word costs a token more for each three letters o200k has no token for (random letters, hashes, base64).
+/// HeuristicLowerBoundTests holds the bound on a generated adversarial set, and names the shapes it does not always
+/// hold for: random sequences of common letters, which three-letter statistics tell from words only mostly.
 /// </para>
 /// </remarks>
 public sealed class HeuristicTokenCounter : ITokenCounter
