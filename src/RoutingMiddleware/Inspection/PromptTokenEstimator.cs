@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 using ModelRouting.Configuration;
@@ -16,9 +14,7 @@ namespace ModelRouting.Inspection;
 internal sealed class PromptTokenEstimator : IDisposable
 {
     private readonly MemoryCache _cache;
-    private readonly Func<string, ITokenCounter> _createExact;
-    private readonly ConcurrentDictionary<string, ITokenCounter> _exact = new(StringComparer.OrdinalIgnoreCase);
-    private readonly ConcurrentDictionary<string, TextCountCache> _exactCaches = new(StringComparer.OrdinalIgnoreCase);
+    private readonly LocalExactPromptCounter _local;
 
     /// <summary>Creates the estimator; exact counts share one cache bounded by <c>TokenEstimation:CacheSize</c> entries.</summary>
     public PromptTokenEstimator(IOptionsMonitor<ModelRoutingOptions> options, ITokenCounter heuristic)
@@ -27,7 +23,7 @@ internal sealed class PromptTokenEstimator : IDisposable
 
         // Least recently used entries beyond the size limit are compacted away (each count has Size 1).
         _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = Math.Max(1, options.CurrentValue.TokenEstimation.CacheSize) });
-        _createExact = encoding => new TiktokenTokenCounter(encoding, _cache);
+        _local = new LocalExactPromptCounter(_cache);
         HeuristicCache = new TextCountCache(options.CurrentValue.TokenEstimation.CacheSize);
     }
 
@@ -48,18 +44,19 @@ internal sealed class PromptTokenEstimator : IDisposable
     /// <param name="settings">The validated settings in force (the routing state's, never a rejected reload's).</param>
     public (ITokenCounter Counter, TextCountCache Cache) Pass(TokenEstimationOptions settings) =>
         IsTiktokenMode(settings)
-            ? (Exact(settings.Encoding), ExactCache(settings.Encoding, settings.CacheSize))
+            ? (_local.Counter(settings.Encoding), _local.Cache(settings.Encoding, settings.CacheSize))
             : (Heuristic, HeuristicCache);
 
     private static bool IsTiktokenMode(TokenEstimationOptions settings) => string.Equals(settings.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Gets the exact counter of an encoding, created once.</summary>
-    public ITokenCounter Exact(string encoding) => _exact.GetOrAdd(encoding, _createExact);
+    public ITokenCounter Exact(string encoding) => _local.Counter(encoding);
 
     /// <summary>
-    /// Returns whether the decision was made on an estimate close enough to a context limit that the
-    /// estimate's error could flip it: within the configured margin of the requested (or default)
-    /// endpoint's limit or of the fallback's.
+    /// Returns whether the decision must be made again on an exact count: a context refusal or a context fallback
+    /// always (SPEC §18: an over-estimate must not refuse or re-route a request that fits), and otherwise an
+    /// estimate close enough to a context limit that its error could flip the decision (within the configured
+    /// margin of the requested, or default, endpoint's limit or of the fallback's).
     /// </summary>
     /// <param name="settings">The validated settings in force.</param>
     /// <param name="result">The decision made on the pass's count.</param>
@@ -74,6 +71,11 @@ internal sealed class PromptTokenEstimator : IDisposable
             return deciding?.TokenEncoding is { } encoding && !string.Equals(encoding, settings.Encoding, StringComparison.OrdinalIgnoreCase);
         }
 
+        if (result.IsContextFallback || result.Error?.Kind == RoutingErrorKind.ContextTooLong)
+        {
+            return true;
+        }
+
         if (settings.ExactCountMargin <= 0)
         {
             return false;
@@ -86,40 +88,14 @@ internal sealed class PromptTokenEstimator : IDisposable
     private static bool IsNear(ModelEndpoint? endpoint, long required, double margin) =>
         endpoint is not null && Math.Abs(required - endpoint.MaxContextLength) <= margin * endpoint.MaxContextLength;
 
-    /// <summary>Counts the prompt exactly from the ranges the single pass recorded; no second parse.</summary>
-    public long CountExactly(TokenEstimationOptions settings, ReadOnlySpan<byte> body, ReadOnlySpan<TextRange> ranges, in ParsedRequest parsed, ModelEndpoint? endpoint)
-    {
-        var encoding = endpoint?.TokenEncoding ?? settings.Encoding;
-        var counter = Exact(encoding);
-        var cache = ExactCache(encoding, settings.CacheSize);
-        long total = parsed.FixedTokens;
-        byte[]? scratch = null;
-        try
-        {
-            foreach (var range in ranges)
-            {
-                var raw = body.Slice(range.Start, range.Length);
-                if (!cache.TryGet(raw, out var count))
-                {
-                    count = OpenAIRequestParser.CountUncached(counter, raw, range.IsEscaped, ref scratch);
-                    cache.Set(raw, count, range.IsEscaped);
-                }
+    /// <summary>Counts the prompt exactly for <paramref name="endpoint"/> from the ranges the single pass recorded; no second parse.</summary>
+    public long CountExactly(TokenEstimationOptions settings, ReadOnlySpan<byte> body, ReadOnlySpan<TextRange> ranges, in ParsedRequest parsed, ModelEndpoint? endpoint) =>
+        ExactCounterFor(settings, endpoint).CountPrompt(settings, body, ranges, parsed, endpoint);
 
-                total += count;
-            }
-        }
-        finally
-        {
-            if (scratch is not null)
-            {
-                ArrayPool<byte>.Shared.Return(scratch);
-            }
-        }
-
-        return total;
-    }
-
-    /// <summary>Gets the cache of exact counts of an encoding, by raw string bytes.</summary>
-    private TextCountCache ExactCache(string encoding, int size) =>
-        _exactCaches.GetOrAdd(encoding, static (_, size) => new TextCountCache(size), size);
+    /// <summary>
+    /// Chooses the exact counter that decides for <paramref name="endpoint"/>: the local tokenizer in every mode
+    /// available today. The seam for <c>TokenEstimation:Mode: Backend</c> (planned), whose counter would ask the
+    /// endpoint's serving engine and fall back to this one with the margin applied.
+    /// </summary>
+    public IExactPromptCounter ExactCounterFor(TokenEstimationOptions settings, ModelEndpoint? endpoint) => _local;
 }

@@ -6,8 +6,9 @@ namespace ModelRouting.Tests.Inspection;
 
 /// <summary>
 /// Holds the gateway's own JSON scanner to System.Text.Json's verdicts: on thousands of mutated bodies, a body
-/// is refused as invalid exactly when Utf8JsonReader (plus UTF-8 and escape decoding) refuses it; and escapes
-/// never change the estimate.
+/// is refused as invalid exactly when Utf8JsonReader (plus UTF-8 and escape decoding) refuses it, both see the
+/// same top-level <c>model</c> (its value, absent, null, not a string, or given twice); and escapes never change
+/// the estimate.
 /// </summary>
 public sealed class ParserDifferentialTests
 {
@@ -18,6 +19,10 @@ public sealed class ParserDifferentialTests
         """ { "input" : [ "a" , "b\\c" ] , "model" : "org/emb:v1" , "dimensions" : 256, "x": [true,false,null,{}, []] } """,
         """{"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"integer","minimum":0}}}}}],"messages":[]}""",
         """{"instructions":"Be terse.","input":[{"role":"user","content":[{"type":"input_text","text":"x\ty"},{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}]}""",
+        """{"model":"a","model":"b","prompt":"twice"}""",
+        """{"model":7,"input":"a number"}""",
+        """{"mod\u0065l":"escaped key","messages":[{"role":"user","content":"x"}],"model_name":"not it"}""",
+        """{"prompt":"no model here","metadata":{"model":"nested, not top-level"}}""",
         """{"model":"m","messages":[{"role":"system","content":"A long system prompt with \"quotes\", \\backslashes\\, a tab\t, unicode \u00e9 and \ud83d\ude00, repeated so it is long enough to be cached by the gateway: lorem ipsum dolor sit amet."},{"role":"user","content":"hi"}]}""",
     ];
 
@@ -56,6 +61,79 @@ public sealed class ParserDifferentialTests
 
         Assert.True(checkedCount > 5_000, $"only {checkedCount} bodies were compared");
         Assert.True(disagreements.Count == 0, string.Join("\n", disagreements.Take(10)));
+    }
+
+    [Fact]
+    public void MutatedBodies_SameTopLevelModelAsSystemTextJson()
+    {
+        var random = new Random(54321);
+        var cache = new TextCountCache(1024);
+        var disagreements = new List<string>();
+        var seen = new Dictionary<string, int>();
+        for (var n = 0; n < 20_000; n++)
+        {
+            var body = Mutate(Encoding.UTF8.GetBytes(s_seeds[n % s_seeds.Length]), random, random.Next(3));
+            var reference = ModelBySystemTextJson(body);
+            if (reference is null)
+            {
+                continue; // not a valid JSON object: MutatedBodies_InvalidExactlyWhenSystemTextJsonSaysSo holds the verdict
+            }
+
+            using var text = new PromptText();
+            var parsed = OpenAIRequestParser.Parse(body, HeuristicTokenCounter.Instance, 100, text, n % 2 == 0 ? cache : null);
+            var ours = ModelByOurs(body, parsed);
+            var kind = reference.Split(' ')[0];
+            seen[kind] = seen.GetValueOrDefault(kind) + 1;
+            if (ours != reference)
+            {
+                disagreements.Add($"ours {ours}, System.Text.Json {reference}: {Encoding.UTF8.GetString(body)}");
+            }
+        }
+
+        Assert.True(disagreements.Count == 0, string.Join("\n", disagreements.Take(10)));
+        Assert.All(["value", "absent", "null", "not-a-string", "duplicate"], kind =>
+            Assert.True(seen.GetValueOrDefault(kind) > 10, $"only {seen.GetValueOrDefault(kind)} bodies where model is {kind}"));
+    }
+
+    // The first top-level model decides, as the gateway's single pass does: not a string is refused where it
+    // stands, and a second model key after a first string (or null) is a duplicate.
+    private static string? ModelBySystemTextJson(byte[] body)
+    {
+        if (!IsValidBySystemTextJson(body, out var topIsObject) || !topIsObject)
+        {
+            return null;
+        }
+
+        using var document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 256 });
+        var models = document.RootElement.EnumerateObject().Where(p => p.Name == "model").Select(p => p.Value).ToList();
+        return models switch
+        {
+            [] => "absent",
+            [{ ValueKind: not (JsonValueKind.String or JsonValueKind.Null) }, ..] => "not-a-string",
+            [_, _, ..] => "duplicate",
+            [{ ValueKind: JsonValueKind.Null }] => "null",
+            [var model] => "value " + model.GetString(),
+        };
+    }
+
+    private static string ModelByOurs(byte[] body, in ParsedRequest parsed)
+    {
+        switch (parsed.Error)
+        {
+            case BodyError.DuplicateModel:
+                return "duplicate";
+            case BodyError.ModelNotString:
+                return "not-a-string";
+            case BodyError.None when !parsed.HasModelToken:
+                return "absent";
+            case BodyError.None when !parsed.ModelIsString:
+                return "null";
+            case BodyError.None:
+                var name = new char[parsed.ModelTokenEnd - parsed.ModelTokenStart];
+                return "value " + new string(name, 0, OpenAIRequestParser.GetModelName(body, parsed, name));
+            default:
+                return $"refused ({parsed.Error}: {parsed.ErrorDetail})";
+        }
     }
 
     [Fact]

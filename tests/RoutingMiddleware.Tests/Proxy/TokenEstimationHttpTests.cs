@@ -111,4 +111,79 @@ public sealed class TokenEstimationHttpTests
         Assert.Equal(ModelRouting.Inspection.HeuristicTokenCounter.Instance.CountTokens("Hello there, this is a short prompt."u8), Estimated(farEcho));
         Assert.Equal(Count("Hello there, this is a short prompt."), Estimated(nearEcho));
     }
+
+    // A ruler of box drawing: the heuristic charges each character as a symbol, o200k merges the run (about 16
+    // characters a token), so the estimate is far past the limit while the exact count is far under it.
+    private static readonly string s_ruler = new('\u2500', 4000);
+
+    private static string RulerBody(string? model) =>
+        $$"""{{{(model is null ? "" : $"\"model\":\"{model}\",")}}"messages":[{"role":"user","content":"{{s_ruler}}"}]}""";
+
+    [Fact]
+    public async Task Heuristic_OverEstimatePastTheLimit_ExactCountFits_Returns200()
+    {
+        var exact = Count("user") + Count(s_ruler) + 3 + 3;
+        var heuristic = ModelRouting.Inspection.HeuristicTokenCounter.Instance.CountTokens(System.Text.Encoding.UTF8.GetBytes(s_ruler));
+        const int limit = 2000;
+        Assert.True(exact < limit && heuristic > 2 * limit, $"exact {exact}, heuristic {heuristic}: the body no longer makes the case");
+        await using var host = await StartAsync("Heuristic", maxContext: limit);
+
+        var echo = await host.PostAsync("/v1/chat/completions", RulerBody("m"));
+
+        Assert.Equal(200, echo.Status);
+        Assert.Equal(exact, Estimated(echo));
+    }
+
+    [Fact]
+    public async Task Heuristic_OverEstimatePastTheDefault_ExactCountFits_NoFallback()
+    {
+        var exact = Count("user") + Count(s_ruler) + 3 + 3;
+        await using var host = await ModelRoutingTestHost.StartAsync(("small", "c1", 2000, true), ("large", "c2", 1_000_000, false));
+
+        var echo = await host.PostAsync("/v1/chat/completions", RulerBody(null));
+
+        Assert.Equal(200, echo.Status);
+        Assert.Equal("c1", echo.Header("x-echo-cluster"));
+        Assert.Null(echo.Header("x-gateway-fallback"));
+        Assert.Equal(exact, Estimated(echo));
+    }
+
+    [Fact]
+    public async Task Heuristic_ExactCountPastTheDefault_FallsBackOnTheExactCount()
+    {
+        var exact = Count("user") + Count(s_ruler) + 3 + 3;
+        await using var host = await ModelRoutingTestHost.StartAsync(("small", "c1", exact - 1, true), ("large", "c2", 1_000_000, false));
+
+        var echo = await host.PostAsync("/v1/chat/completions", RulerBody(null));
+
+        Assert.Equal(200, echo.Status);
+        Assert.Equal("c2", echo.Header("x-echo-cluster"));
+        Assert.Equal("context", echo.Header("x-gateway-fallback"));
+        Assert.Equal(exact, Estimated(echo));
+    }
+
+    [Fact]
+    public async Task Heuristic_ExactCountPastTheNamedModel_RefusedWithTheExactCount()
+    {
+        var exact = Count("user") + Count(s_ruler) + 3 + 3;
+        await using var host = await StartAsync("Heuristic", maxContext: (int)exact - 1);
+
+        var echo = await host.PostAsync("/v1/chat/completions", RulerBody("m"));
+
+        Assert.Equal(400, echo.Status);
+        Assert.Equal("context_length_exceeded", echo.ErrorCode);
+        Assert.Contains($"you requested about {exact} tokens", echo.Body, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.25)]
+    public async Task Heuristic_AnyMargin_RefusalDecidedOnExactCount(double margin)
+    {
+        await using var host = await StartAsync("Heuristic", maxContext: 2000, margin: margin);
+
+        var echo = await host.PostAsync("/v1/chat/completions", RulerBody("m"));
+
+        Assert.Equal(200, echo.Status);
+    }
 }
