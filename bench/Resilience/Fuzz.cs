@@ -59,7 +59,7 @@ internal static class Fuzz
             {
                 case 0:
                     kinds.Add("bitflip");
-                    for (var f = random.Next(1, 9); f > 0; f--)
+                    for (var f = random.Next(1, 9); f > 0 && body.Count > 0; f--)
                     {
                         var at = random.Next(body.Count);
                         body[at] ^= (byte)(1 << random.Next(8));
@@ -140,6 +140,13 @@ internal static class Fuzz
         await backend.StartAsync();
         var config = Failover.Config(Failover.Cluster("b", backend.Port),
             Failover.Endpoint("m", "b", ", \"IsDefault\": true, \"Aliases\": [ \"gpt-4o-mini\" ]"));
+
+        // The generator must not fail half-way through a run: build every body once first (not kept).
+        for (long n = 0; n < total; n++)
+        {
+            _ = Make(n);
+        }
+
         var gateway = await Gateway.StartAsync(setup, "s5", config, setup.Port(0));
         try
         {
@@ -252,7 +259,7 @@ internal static class Fuzz
             }
         }
 
-        return Encoding.UTF8.GetBytes(text.Insert(1, "\"max_tokens\":" + number + ",")).ToList();
+        return Encoding.UTF8.GetBytes(text.Insert(Math.Min(1, text.Length), "\"max_tokens\":" + number + ",")).ToList();
     }
 
     private static List<byte> Nest(Random random)
