@@ -177,12 +177,20 @@ internal static class Failover
     /// <summary>Scenario 3: every destination dead (two reset listeners): 503 upstream_unavailable with Retry-After, and no connection attempt during the cooldown.</summary>
     public static async Task AllDeadAsync(Setup setup, Report report)
     {
+        // SPEC §13: the cooldown also holds for a single-destination cluster.
+        await AllDeadAsync(setup, report, 2);
+        await AllDeadAsync(setup, report, 1);
+    }
+
+    private static async Task AllDeadAsync(Setup setup, Report report, int destinations)
+    {
         const double cooldown = 5;
         const double total = 12;
         var clock = Stopwatch.StartNew();
         using var d0 = new ResetListener(setup.Port(5), clock);
         using var d1 = new ResetListener(setup.Port(6), clock);
-        var gateway = await Gateway.StartAsync(setup, "s3", Config(Cluster("dead", setup.Port(5), setup.Port(6)), Endpoint("dead", "dead")), setup.Port(0));
+        int[] ports = destinations == 2 ? [setup.Port(5), setup.Port(6)] : [setup.Port(5)];
+        var gateway = await Gateway.StartAsync(setup, $"s3-{destinations}", Config(Cluster("dead", ports), Endpoint("dead", "dead")), setup.Port(0));
         try
         {
             var url = gateway.Url + "/v1/chat/completions";
@@ -205,15 +213,15 @@ internal static class Failover
             var all = samples.Prepend(first).ToList();
             var unavailable = all.Count(s => s.Status == 503 && s.Code == "upstream_unavailable");
             var withRetryAfter = all.Count(s => s.RetryAfter is not null);
-            report.Detail($"S3: first request: {first.Status} {first.Code}, Retry-After {first.RetryAfter ?? "none"}, x-gateway-attempts {first.Attempts ?? "none"}, {Stats.Ms(first.LatencyMs)} ms.");
-            report.Detail($"S3: then 4 clients for {total} s: {samples.Count} requests; outcomes: {string.Join("; ", all.GroupBy(s => $"{s.Status} {s.Code} Retry-After={s.RetryAfter ?? "none"}").Select(g => $"{g.Key} ×{g.Count()}"))}; p50 latency {Stats.Ms(Stats.Percentile(samples.Select(s => s.LatencyMs), 50))} ms.");
-            report.Detail($"S3: accepts on the dead ports (port {setup.Port(5)}: {d0.Accepts.Count}, port {setup.Port(6)}: {d1.Accepts.Count}), seconds after the first failure: {string.Join(", ", accepts.Select(t => Stats.F(t, "0.000")))}.");
+            report.Detail($"S3 ({destinations} destination{(destinations == 2 ? "s" : "")}): first request: {first.Status} {first.Code}, Retry-After {first.RetryAfter ?? "none"}, x-gateway-attempts {first.Attempts ?? "none"}, {Stats.Ms(first.LatencyMs)} ms.");
+            report.Detail($"S3 ({destinations}): then 4 clients for {total} s: {samples.Count} requests; outcomes: {string.Join("; ", all.GroupBy(s => $"{s.Status} {s.Code} Retry-After={s.RetryAfter ?? "none"}").Select(g => $"{g.Key} ×{g.Count()}"))}; p50 latency {Stats.Ms(Stats.Percentile(samples.Select(s => s.LatencyMs), 50))} ms.");
+            report.Detail($"S3 ({destinations}): accepts on the dead ports (port {setup.Port(5)}: {d0.Accepts.Count}, port {setup.Port(6)}: {d1.Accepts.Count}), seconds after the first failure: {string.Join(", ", accepts.Select(t => Stats.F(t, "0.000")))}.");
             // A request that connected and failed may answer 502 (SPEC §9: 502 or 503); one made while every destination cools must be 503.
             var connected = all.Count(s => s.Status == 502 && s.Code == "upstream_unavailable");
             var probes = accepts.Count(t => t > 0);
-            report.Row("3. every destination dead (2 destinations, Cooldown 5 s)", $"{all.Count} requests: {unavailable} × 503 upstream_unavailable, {connected} × 502 upstream_unavailable (the first request, which connected, and the requests that probed when a cooldown ended), {all.Count - unavailable - connected} other; {withRetryAfter} with Retry-After",
+            report.Row($"3. every destination dead ({(destinations == 2 ? "2 destinations" : "a single destination")}, Cooldown 5 s)", $"{all.Count} requests: {unavailable} × 503 upstream_unavailable, {connected} × 502 upstream_unavailable (the first request, which connected, and the requests that probed when a cooldown ended), {all.Count - unavailable - connected} other; {withRetryAfter} with Retry-After",
                 "503 upstream_unavailable + Retry-After while cooling (502 only for a request that connected)", unavailable + connected == all.Count && withRetryAfter == all.Count && connected <= 1 + probes);
-            report.Row("3. connection attempts on the dead ports", $"{accepts.Count(t => t <= 0)} during the first request, {inCooldown} during the cooldown after it, {accepts.Count} in {Stats.F(total, "0")} s", "0 during the cooldown", inCooldown == 0);
+            report.Row($"3. connection attempts on the dead port{(destinations == 2 ? "s" : "")}", $"{accepts.Count(t => t <= 0)} during the first request, {inCooldown} during the cooldown after it, {accepts.Count} in {Stats.F(total, "0")} s", "0 during the cooldown", inCooldown == 0);
         }
         finally
         {
