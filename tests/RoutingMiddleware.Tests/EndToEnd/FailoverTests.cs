@@ -21,6 +21,15 @@ public sealed class FailoverTests
 {
     private static JsonObject Failover(string cooldown = "00:00:05") => new() { ["Failover"] = new JsonObject { ["Cooldown"] = cooldown } };
 
+    private const string HundredTokensOut = """{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}""";
+
+    // The first endpoint of a TestGateway.Config, given fallbacks; the gateway started on it.
+    private static Task<TestGateway> StartWithFallbacksAsync(JsonObject config, params string[] fallbacks)
+    {
+        config["ModelRouting"]!["Endpoints"]![0]!["Fallbacks"] = new JsonArray([.. fallbacks.Select(f => (JsonNode)f)]);
+        return TestGateway.StartAsync(config);
+    }
+
     private static int Attempts(HttpResponseMessage response) =>
         int.Parse(response.Headers.GetValues("x-gateway-attempts").Single(), System.Globalization.CultureInfo.InvariantCulture);
 
@@ -69,12 +78,12 @@ public sealed class FailoverTests
     public async Task OnlyDestinationDead_ServedByTheFallback_WithItsUpstreamModel_AndHeaders()
     {
         await using var live = await TestBackend.StartAsync("live");
-        var config = TestGateway.Config(
-            new Dictionary<string, string[]> { ["dead"] = [DeadLoopbackUrl()], ["live"] = [live.Url] },
-            [TestGateway.Endpoint("m", "dead", isDefault: true), TestGateway.Endpoint("f", "live", upstream: "up-f")],
-            Failover());
-        config["ModelRouting"]!["Endpoints"]![0]!["Fallbacks"] = new JsonArray("f");
-        await using var gateway = await TestGateway.StartAsync(config);
+        await using var gateway = await StartWithFallbacksAsync(
+            TestGateway.Config(
+                new Dictionary<string, string[]> { ["dead"] = [DeadLoopbackUrl()], ["live"] = [live.Url] },
+                [TestGateway.Endpoint("m", "dead", isDefault: true), TestGateway.Endpoint("f", "live", upstream: "up-f")],
+                Failover()),
+            "f");
 
         using (var first = await gateway.PostRawAsync("/v1/chat/completions", E2EHelpers.Chat("m")))
         {
@@ -100,14 +109,14 @@ public sealed class FailoverTests
     public async Task FallbackTooSmallForTheRequest_IsNotTried()
     {
         await using var small = await TestBackend.StartAsync("small");
-        var config = TestGateway.Config(
-            new Dictionary<string, string[]> { ["dead"] = [DeadLoopbackUrl()], ["small"] = [small.Url] },
-            [TestGateway.Endpoint("m", "dead", maxContext: 8000, isDefault: true), TestGateway.Endpoint("tiny", "small", maxContext: 16)],
-            Failover());
-        config["ModelRouting"]!["Endpoints"]![0]!["Fallbacks"] = new JsonArray("tiny");
-        await using var gateway = await TestGateway.StartAsync(config);
+        await using var gateway = await StartWithFallbacksAsync(
+            TestGateway.Config(
+                new Dictionary<string, string[]> { ["dead"] = [DeadLoopbackUrl()], ["small"] = [small.Url] },
+                [TestGateway.Endpoint("m", "dead", maxContext: 8000, isDefault: true), TestGateway.Endpoint("tiny", "small", maxContext: 16)],
+                Failover()),
+            "tiny");
 
-        using var response = await gateway.PostRawAsync("/v1/chat/completions", """{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}""");
+        using var response = await gateway.PostRawAsync("/v1/chat/completions", HundredTokensOut);
 
         await E2EHelpers.AssertErrorAsync(response, HttpStatusCode.ServiceUnavailable, "server_error", "upstream_unavailable");
         Assert.Empty(small.Requests);
@@ -117,14 +126,14 @@ public sealed class FailoverTests
     public async Task NamedModelTooSmall_WithFallbacks_IsRefusedBeforeAnyAttempt()
     {
         await using var backend = await TestBackend.StartAsync("b");
-        var config = TestGateway.Config(
-            new Dictionary<string, string[]> { ["c"] = [backend.Url] },
-            [TestGateway.Endpoint("m", "c", maxContext: 16, isDefault: true), TestGateway.Endpoint("big", "c", maxContext: 100_000)],
-            Failover());
-        config["ModelRouting"]!["Endpoints"]![0]!["Fallbacks"] = new JsonArray("big");
-        await using var gateway = await TestGateway.StartAsync(config);
+        await using var gateway = await StartWithFallbacksAsync(
+            TestGateway.Config(
+                new Dictionary<string, string[]> { ["c"] = [backend.Url] },
+                [TestGateway.Endpoint("m", "c", maxContext: 16, isDefault: true), TestGateway.Endpoint("big", "c", maxContext: 100_000)],
+                Failover()),
+            "big");
 
-        using var response = await gateway.PostRawAsync("/v1/chat/completions", """{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}""");
+        using var response = await gateway.PostRawAsync("/v1/chat/completions", HundredTokensOut);
 
         await E2EHelpers.AssertErrorAsync(response, HttpStatusCode.BadRequest, "invalid_request_error", "context_length_exceeded");
         Assert.Empty(backend.Requests);
