@@ -8,8 +8,16 @@ namespace ModelRouting.Failover;
 /// YARP's available destinations to those not cooling before the load balancer picks one. Keyed by cluster
 /// and destination id, so a configuration reload that rebuilds a destination keeps its cooldown. Thread-safe.
 /// </summary>
+/// <remarks>
+/// When a cooldown ends, one request probes the destination (half-open, as a circuit breaker does) while the
+/// others keep skipping it for <see cref="ProbeWindow"/>: a success ends the cooldown, a failure starts a new
+/// one; without this every request arriving at that moment would try the dead destination at once.
+/// </remarks>
 internal sealed class DestinationCooldowns(TimeProvider time)
 {
+    /// <summary>How long the other requests keep skipping a destination while one probes it.</summary>
+    public static readonly TimeSpan ProbeWindow = TimeSpan.FromSeconds(2);
+
     private readonly ConcurrentDictionary<(string Cluster, string Destination), long> _until = new();
 
     /// <summary>Starts (or extends) the cooldown of <paramref name="destination"/> for <paramref name="period"/>.</summary>
@@ -26,16 +34,36 @@ internal sealed class DestinationCooldowns(TimeProvider time)
     /// <summary>Ends the cooldown of <paramref name="destination"/> (a health check saw it answer).</summary>
     public void End(string clusterId, DestinationState destination) => _until.TryRemove((clusterId, destination.DestinationId), out _);
 
-    /// <summary>Returns how long <paramref name="destination"/> still cools down; zero when it does not.</summary>
+    /// <summary>Ends the cooldown of a destination an attempt just succeeded on (the probe after a cooldown).</summary>
+    public void Succeeded(string clusterId, DestinationState destination)
+    {
+        if (!_until.IsEmpty)
+        {
+            _until.TryRemove((clusterId, destination.DestinationId), out _);
+        }
+    }
+
+    /// <summary>
+    /// Returns how long <paramref name="destination"/> still cools down; zero when it does not, or when its cooldown
+    /// has ended and this caller is the one to probe it.
+    /// </summary>
     public TimeSpan Remaining(string clusterId, DestinationState destination)
     {
-        if (_until.IsEmpty || !_until.TryGetValue((clusterId, destination.DestinationId), out var until))
+        var key = (clusterId, destination.DestinationId);
+        if (_until.IsEmpty || !_until.TryGetValue(key, out var until))
         {
             return TimeSpan.Zero;
         }
 
-        var left = until - time.GetTimestamp();
-        return left > 0 ? TimeSpan.FromSeconds((double)left / time.TimestampFrequency) : TimeSpan.Zero;
+        var now = time.GetTimestamp();
+        if (until > now)
+        {
+            return TimeSpan.FromSeconds((double)(until - now) / time.TimestampFrequency);
+        }
+
+        // The cooldown is over: the first caller probes, the others wait for its outcome.
+        var probe = now + (long)(ProbeWindow.TotalSeconds * time.TimestampFrequency);
+        return _until.TryUpdate(key, probe, until) ? TimeSpan.Zero : Remaining(clusterId, destination);
     }
 
     private void Prune()

@@ -218,6 +218,11 @@ internal sealed partial class ModelRoutingMiddleware(
 
             var error = context.GetForwarderErrorFeature()?.Error ?? ForwarderError.None;
             var held = failover?.RetryableStatus is not null;
+            if (!held && error == ForwarderError.None && feature.ProxiedDestination is { } served)
+            {
+                cooldowns.Succeeded(feature.Cluster.Config.ClusterId, served);
+            }
+
             if (context.Response.HasStarted || context.RequestAborted.IsCancellationRequested || (!held && !IsRetryable(error)))
             {
                 if (error != ForwarderError.None)

@@ -20,6 +20,11 @@ internal sealed class ManualTimeProvider : TimeProvider
 
     public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _utcTicks), TimeSpan.Zero);
 
+    /// <summary>Timestamps follow the same manual clock, in ticks.</summary>
+    public override long GetTimestamp() => Interlocked.Read(ref _utcTicks);
+
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
     /// <summary>Moves the clock forward.</summary>
     public void Advance(TimeSpan by) => Interlocked.Add(ref _utcTicks, by.Ticks);
 }
