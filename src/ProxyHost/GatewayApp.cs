@@ -50,6 +50,7 @@ public static class GatewayApp
 
         if (modelRouting)
         {
+            app.UseModelRoutingAdminAuthentication();
             app.MapReverseProxy(proxy =>
             {
                 proxy.UseModelRouting();

@@ -10,6 +10,31 @@ namespace Microsoft.AspNetCore.Builder;
 /// <summary>Maps the model-routing runtime admin API.</summary>
 public static class ModelRoutingAdminExtensions
 {
+    // The keys ASP.NET Core's UseAuthentication/UseAuthorization set, which WebApplication reads before adding them itself.
+    private const string AuthenticationMiddlewareSetKey = "__AuthenticationMiddlewareSet";
+    private const string AuthorizationMiddlewareSetKey = "__AuthorizationMiddlewareSet";
+
+    /// <summary>
+    /// Runs authentication and authorization (the admin key) for requests on the management listener only, so
+    /// proxied traffic on the public listener pays nothing for them. Without this, a <c>WebApplication</c> adds
+    /// both middlewares for every request as soon as an authentication scheme is registered. Call it after
+    /// <c>Build()</c>, before the host's own authentication, if any (a host that authenticates its public
+    /// endpoints should call <c>UseAuthentication()</c>/<c>UseAuthorization()</c> itself instead).
+    /// </summary>
+    public static IApplicationBuilder UseModelRoutingAdminAuthentication(this IApplicationBuilder app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var listener = app.ApplicationServices.GetRequiredService<ManagementListener>();
+        app.UseWhen(listener.IsManagementRequest, management =>
+        {
+            management.UseAuthentication();
+            management.UseAuthorization();
+        });
+        app.Properties[AuthenticationMiddlewareSetKey] = true;
+        app.Properties[AuthorizationMiddlewareSetKey] = true;
+        return app;
+    }
+
     /// <summary>
     /// Maps the admin API under <paramref name="prefix"/> (default <c>/admin</c>) as ASP.NET Core endpoints:
     /// <c>GET/PUT/DELETE {prefix}/endpoints/{id}</c>, <c>GET {prefix}/endpoints</c>, <c>PUT {prefix}/status/{id}</c>,
@@ -18,7 +43,8 @@ public static class ModelRoutingAdminExtensions
     /// <see cref="ModelRoutingManagementListenerExtensions.RequireManagementListener{TBuilder}"/>), 404 while
     /// <c>ModelRouting:Admin:Key</c> is not set, and 401 without <c>Authorization: Bearer &lt;key&gt;</c> (the
     /// <c>ModelRoutingAdmin</c> authentication scheme and authorization policy). The host must run
-    /// authentication and authorization (<c>WebApplication</c> adds both when their services exist).
+    /// authentication and authorization: <see cref="UseModelRoutingAdminAuthentication"/> runs them on the management
+    /// listener only (ProxyHost does this); otherwise <c>WebApplication</c> adds both for every request.
     /// </summary>
     public static IEndpointConventionBuilder MapModelRoutingAdmin(this IEndpointRouteBuilder endpoints, string prefix = "/admin")
     {
