@@ -126,14 +126,14 @@ public sealed class AdminPersistenceTests : IAsyncLifetime, IDisposable
     public async Task CorruptStateFile_StopsStartUp_WithAClearMessage(string content)
     {
         await File.WriteAllTextAsync(StateFile, content);
-        var contentRoot = _dir.File("root");
-        Directory.CreateDirectory(contentRoot);
-        await File.WriteAllTextAsync(Path.Combine(contentRoot, "appsettings.json"), Config().ToJsonString());
+        var configFile = _dir.File("gateway.json");
+        await File.WriteAllTextAsync(configFile, Config().ToJsonString());
 
         // The state is loaded while the host is built or started (the proxy pipeline resolves the registry).
         var e = await Assert.ThrowsAsync<ModelRoutingConfigurationException>(async () =>
         {
-            await using var app = await GatewayApp.BuildAsync(["--urls", "http://127.0.0.1:0"], contentRoot);
+            await using var app = await GatewayApp.BuildAsync(
+                ["--urls", "http://127.0.0.1:0", "--config", configFile, "--ModelRouting:Admin:Urls="], AppContext.BaseDirectory);
             await app.StartAsync();
             await app.StopAsync();
         });

@@ -20,11 +20,51 @@ public sealed class DeploymentTests
     [Fact]
     public async Task RunningItForReal_WithYourOwnConfig_ServesYourDeploymentOnly()
     {
-        AssertShippedAppsettingsIsTheExample();
+        AssertIsTheShippedExample(Path.Combine(AppContext.BaseDirectory, "appsettings.json"));
+        await ServesYourDeploymentOnlyAsync(dll: null);
+    }
+
+    [Fact]
+    public async Task RunningItForReal_PublishedHost_WithYourOwnConfig_ServesYourDeploymentOnly()
+    {
+        // The host as a user deploys it: `dotnet publish`, then run the output with a config of one's own. The build
+        // this test run already made is published as it is (--no-build), and the published appsettings.json must be
+        // the repository's, byte for byte.
+        using var published = new TempDirectory();
+        var root = RepositoryRoot();
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+        var publish = new System.Diagnostics.ProcessStartInfo(HostProcess.DotnetPath())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { "publish", Path.Combine(root, "src", "ProxyHost", "ProxyHost.csproj"), "-c", configuration, "--no-build", "-o", published.Path, "--nologo" })
+        {
+            publish.ArgumentList.Add(arg);
+        }
+
+        using (var process = System.Diagnostics.Process.Start(publish)!)
+        {
+            var output = process.StandardOutput.ReadToEndAsync();
+            var errors = process.StandardError.ReadToEndAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.True(process.ExitCode == 0, "dotnet publish failed: " + await output + await errors);
+        }
+
+        var shipped = Path.Combine(published.Path, "appsettings.json");
+        AssertIsTheShippedExample(shipped);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(root, "appsettings.json")), await File.ReadAllBytesAsync(shipped));
+        await ServesYourDeploymentOnlyAsync(Path.Combine(published.Path, "ProxyHost.dll"));
+    }
+
+    private static async Task ServesYourDeploymentOnlyAsync(string? dll)
+    {
         await using var backend = await TestBackend.StartAsync("mine");
         using var dir = new TempDirectory();
         var config = dir.Write("models.json", OwnConfig(backend.Url));
-        using var host = HostProcess.Start(HostArgs(dir, "--config", config), dir.Path);
+        using var host = HostProcess.Start(HostArgs(dir, "--config", config), dir.Path, dll: dll);
         var address = await host.WaitForListeningAsync(HostProcess.ExitBound);
         Assert.True(address is not null, "the host did not start: " + host.Output);
         using var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
@@ -207,11 +247,24 @@ public sealed class DeploymentTests
         Assert.DoesNotContain(logs.Entries, e => e.Level >= LogLevel.Warning);
     }
 
-    private static void AssertShippedAppsettingsIsTheExample()
+    private static void AssertIsTheShippedExample(string appsettings)
     {
-        var shipped = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "appsettings.json"));
+        var shipped = File.ReadAllText(appsettings);
         Assert.Contains("\"qwen3-8b\"", shipped, StringComparison.Ordinal);
         Assert.Contains("\"openai\"", shipped, StringComparison.Ordinal);
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Proxy.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("Proxy.sln was not found above " + AppContext.BaseDirectory);
     }
 
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");

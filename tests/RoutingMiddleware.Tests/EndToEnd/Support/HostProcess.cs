@@ -36,10 +36,11 @@ internal sealed partial class HostProcess : IDisposable
         }
     }
 
-    public static HostProcess Start(string[] args, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>Starts <paramref name="dll"/> (default: the ProxyHost.dll next to the test assembly).</summary>
+    public static HostProcess Start(string[] args, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null, string? dll = null)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "ProxyHost.dll");
-        Assert.True(File.Exists(dll), $"ProxyHost.dll is not next to the test assembly ({dll})");
+        dll ??= Path.Combine(AppContext.BaseDirectory, "ProxyHost.dll");
+        Assert.True(File.Exists(dll), $"ProxyHost.dll is not there ({dll})");
         var info = new ProcessStartInfo(DotnetPath())
         {
             WorkingDirectory = workingDirectory,
@@ -83,9 +84,9 @@ internal sealed partial class HostProcess : IDisposable
         return host;
     }
 
-    public static async Task<ExitResult> RunToExitAsync(string[] args, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null)
+    public static async Task<ExitResult> RunToExitAsync(string[] args, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null, string? dll = null)
     {
-        using var host = Start(args, workingDirectory, environment);
+        using var host = Start(args, workingDirectory, environment, dll);
         using var timeout = new CancellationTokenSource(ExitBound);
         try
         {
@@ -124,7 +125,7 @@ internal sealed partial class HostProcess : IDisposable
         _process.Dispose();
     }
 
-    private static string DotnetPath()
+    internal static string DotnetPath()
     {
         var hostPath = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
         if (!string.IsNullOrEmpty(hostPath) && File.Exists(hostPath))
