@@ -41,11 +41,10 @@ public static class GatewayApp
         }
 
         var app = builder.Build();
-        if (modelRouting && app.Configuration.GetSection("ModelRouting:Keys").GetChildren().Any())
+        if (modelRouting && ModelRoutingConfigurationCheck.UnsupportedKeys(app.Configuration) is { } keys)
         {
             // Safe by default: a configuration that expects client keys must not start an open gateway.
-            throw new ModelRoutingConfigurationException(
-                "ModelRouting:Keys: client keys are not supported by this version; refusing a configuration that expects them (the gateway would admit every client).");
+            throw new ModelRoutingConfigurationException(keys);
         }
 
         if (modelRouting)

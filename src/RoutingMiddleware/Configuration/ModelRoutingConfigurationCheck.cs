@@ -65,9 +65,9 @@ public static class ModelRoutingConfigurationCheck
             errors.AddRange(e.Errors);
         }
 
-        if (configuration.GetSection("ModelRouting:Keys").GetChildren().Any())
+        if (UnsupportedKeys(configuration) is { } keys)
         {
-            errors.Add("ModelRouting:Keys: client keys are not supported by this version; refusing a configuration that expects them (the gateway would admit every client).");
+            errors.Add(keys);
         }
 
         if (errors.Count > 0)
@@ -83,6 +83,18 @@ public static class ModelRoutingConfigurationCheck
 
         await WriteSummaryAsync(output, configuration, proxy!, userRoutes, source!, services.GetService<RuntimeStateStore>());
         return true;
+    }
+
+    /// <summary>
+    /// Returns why a configuration with <c>ModelRouting:Keys</c> is refused (client keys are not supported yet, and a
+    /// gateway that silently admitted every client would be worse than one that does not start), or null.
+    /// </summary>
+    public static string? UnsupportedKeys(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return configuration.GetSection("ModelRouting:Keys").GetChildren().Any()
+            ? "ModelRouting:Keys: client keys are not supported by this version; refusing a configuration that expects them (the gateway would admit every client)."
+            : null;
     }
 
     private static async Task WriteSummaryAsync(

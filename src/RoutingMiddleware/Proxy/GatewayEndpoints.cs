@@ -21,6 +21,8 @@ internal sealed class HealthEndpointMetadata
 /// </summary>
 internal static class GatewayEndpoints
 {
+    private const string ModelsPrefix = "/v1/models/";
+
     private static readonly JsonSerializerOptions s_json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static Task ListModels(HttpContext context, ModelRegistrySource source) =>
@@ -59,8 +61,6 @@ internal static class GatewayEndpoints
 
     public static Task UnknownPath(HttpContext context) =>
         OpenAIError.UnknownPath(context.Request.Method, context.Request.Path.Value).WriteAsync(context);
-
-    public const string ModelsPrefix = "/v1/models/";
 
     private static Task WriteJsonAsync<T>(HttpContext context, int status, T value)
     {

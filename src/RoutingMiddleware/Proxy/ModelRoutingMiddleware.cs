@@ -44,6 +44,9 @@ internal sealed partial class ModelRoutingMiddleware(
     private static readonly ConditionalWeakTable<ModelEndpoint, byte[]> s_mergedAdapters = [];
     private static readonly UTF8Encoding s_strictUtf8 = new(false, true);
 
+    // The attempt counts as header values, so the header costs no allocation per request (MaxAttempts is 1-10).
+    private static readonly string[] s_attempts = [.. Enumerable.Range(0, 11).Select(n => n.ToString(CultureInfo.InvariantCulture))];
+
     public Task InvokeAsync(HttpContext context)
     {
         var request = context.Request;
@@ -208,7 +211,7 @@ internal sealed partial class ModelRoutingMiddleware(
             var headers = context.Response.Headers;
             headers[EndpointHeader] = endpoint.Id.Value;
             headers[EstimatedTokensHeader] = decision.PromptTokens.ToString(CultureInfo.InvariantCulture);
-            headers[AttemptsHeader] = attempts.ToString(CultureInfo.InvariantCulture);
+            headers[AttemptsHeader] = AttemptsText(attempts);
             if (fallback is not null)
             {
                 headers[FallbackHeader] = fallback;
@@ -240,7 +243,7 @@ internal sealed partial class ModelRoutingMiddleware(
                 var period = failover?.RetryAfter is { } retryAfter && retryAfter > state.Cooldown ? retryAfter : state.Cooldown;
                 cooldowns.CoolDown(feature.Cluster.Config.ClusterId, destination, period);
                 (tried ??= []).Add(destination);
-                Log.AttemptFailed(logger, endpoint.Id.Value, endpoint.Cluster, LogValue.Sanitize(destination.DestinationId),
+                Log.AttemptFailed(logger, endpoint.Id.Value, endpoint.Cluster, destination.DestinationId,
                     held ? $"status {failover!.RetryableStatus}" : error.ToString(), attempts);
             }
 
@@ -351,7 +354,7 @@ internal sealed partial class ModelRoutingMiddleware(
                 + (allCooling ? $"; every backend is cooling down, retry after {retryAfter ?? 1} s." : ".");
         Log.Exhausted(logger, endpoint.Id.Value, endpoint.Cluster, attempts);
         context.Response.Headers[EndpointHeader] = endpoint.Id.Value;
-        context.Response.Headers[AttemptsHeader] = attempts.ToString(CultureInfo.InvariantCulture);
+        context.Response.Headers[AttemptsHeader] = AttemptsText(attempts);
         if (status == StatusCodes.Status503ServiceUnavailable)
         {
             retryAfter ??= 1;
@@ -359,6 +362,9 @@ internal sealed partial class ModelRoutingMiddleware(
 
         return (OpenAIError.UpstreamUnavailable(status, message) with { RetryAfterSeconds = retryAfter }).WriteAsync(context);
     }
+
+    private static string AttemptsText(int attempts) =>
+        attempts < s_attempts.Length ? s_attempts[attempts] : attempts.ToString(CultureInfo.InvariantCulture);
 
     private static void SetBody(HttpRequest request, ForwardedBodyStream stream)
     {

@@ -50,4 +50,33 @@ public sealed class ClientSurfaceTests
 
         Assert.Equal("/v1/files/file-abc", Assert.Single(backend.Requests).Path);
     }
+
+    [Fact]
+    public async Task ClientValuesInLogs_AreEscapedAndCut_NeverTheClientKey()
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        var config = TestGateway.Config(new Dictionary<string, string[]> { ["c"] = [backend.Url] }, [TestGateway.Endpoint("m", "c", isDefault: true)]);
+        config["Logging"] = new JsonObject { ["LogLevel"] = new JsonObject { ["Default"] = "Information" } };
+        await using var gateway = await TestGateway.StartAsync(config);
+        var logs = gateway.CaptureLogs();
+        var model = "evil\nFORGED log line " + new string('x', 1000);
+
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(E2EHelpers.Chat(model), Encoding.UTF8, "application/json") })
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "sk-client-secret");
+            using var refused = await gateway.Client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+        }
+
+        using (var unknown = await gateway.Client.GetAsync("/v1/" + new string('p', 1000) + "%0AFORGED"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        }
+
+        var lines = logs.Entries.Select(e => e.Message).ToList();
+        Assert.Contains(lines, l => l.Contains("evil\\u000a", StringComparison.OrdinalIgnoreCase));
+        Assert.All(lines, l => Assert.DoesNotContain('\n', l));
+        Assert.All(lines, l => Assert.True(l.Length < 800, $"a log line of {l.Length} characters"));
+        Assert.All(lines, l => Assert.DoesNotContain("sk-client-secret", l, StringComparison.Ordinal));
+    }
 }
