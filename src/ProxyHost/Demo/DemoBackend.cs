@@ -41,6 +41,15 @@ internal static class DemoBackend
                 }
 
                 await WriteEventAsync(context, Chunk(id, created, model, [], "stop"));
+                if (body["stream_options"]?["include_usage"]?.GetValueKind() == JsonValueKind.True)
+                {
+                    // As vLLM and OpenAI do: a final chunk with no choices and the request's usage.
+                    var usage = Chunk(id, created, model, [], null);
+                    usage["choices"] = new JsonArray();
+                    usage["usage"] = Usage(last.Length / 4 + 1, words.Length);
+                    await WriteEventAsync(context, usage);
+                }
+
                 await context.Response.WriteAsync("data: [DONE]\n\n", context.RequestAborted);
                 return;
             }

@@ -29,7 +29,7 @@ internal static class OpenAIRequestParser
 
     public static ParsedRequest Parse(ReadOnlySpan<byte> body, ITokenCounter counter, int mediaTokens, PromptText text, TextCountCache? cache = null)
     {
-        var result = new ParsedRequest { ModelTokenStart = -1 };
+        var result = new ParsedRequest { ModelTokenStart = -1, StreamOptionsStart = -1, IncludeUsageStart = -1 };
 
         // JSON text is UTF-8 (RFC 8259); checked once for the whole body, vectorized.
         if (!System.Text.Unicode.Utf8.IsValid(body))
@@ -63,6 +63,7 @@ internal static class OpenAIRequestParser
             i = JsonScanner.SkipWhitespace(body, i + 1);
             if (i < body.Length && body[i] == '}')
             {
+                result.ObjectEnd = i;
                 i++;
             }
             else
@@ -125,6 +126,15 @@ internal static class OpenAIRequestParser
                             result.OutputTokens = n;
                         }
                     }
+                    else if (key.SequenceEqual("stream"u8))
+                    {
+                        result.Stream = body[i..].StartsWith("true"u8);
+                        i = OpenAIFieldRules.Value(body, i, 1, OpenAIFieldRules.Mode.Skip, rootArray: false, ref state);
+                    }
+                    else if (key.SequenceEqual("stream_options"u8))
+                    {
+                        i = ReadStreamOptions(body, i, ref result);
+                    }
                     else
                     {
                         result.HasMergedAdapters |= key.SequenceEqual("merged_adapters"u8);
@@ -145,6 +155,7 @@ internal static class OpenAIRequestParser
 
                     if (i < body.Length && body[i] == '}')
                     {
+                        result.ObjectEnd = i;
                         i++;
                         break;
                     }
@@ -203,6 +214,50 @@ internal static class OpenAIRequestParser
         }
 
         return 0;
+    }
+
+    // stream_options: where it is and what include_usage says, so the gateway can ask for the usage chunk (SPEC §14).
+    private static int ReadStreamOptions(ReadOnlySpan<byte> body, int i, ref ParsedRequest result)
+    {
+        var state = default(PromptCountState);
+        var end = OpenAIFieldRules.Value(body, i, 1, OpenAIFieldRules.Mode.Skip, rootArray: false, ref state);
+        if (end == JsonScanner.Fail)
+        {
+            return end;
+        }
+
+        result.StreamOptionsUnusual |= result.StreamOptionsStart >= 0 || (body[i] != '{' && !body[i..].StartsWith("null"u8));
+        result.StreamOptionsStart = i;
+        result.StreamOptionsEnd = end;
+        result.IncludeUsageStart = -1;
+        result.IncludeUsage = false;
+        if (body[i] != '{')
+        {
+            return end;
+        }
+
+        // A valid object (checked above): walk its members for include_usage.
+        Span<byte> keyBuffer = stackalloc byte[32];
+        var j = JsonScanner.SkipWhitespace(body, i + 1);
+        while (j < end && body[j] == '"')
+        {
+            var keyEnd = JsonScanner.ScanString(body, j + 1, out var escaped);
+            var key = JsonScanner.KeyText(body, j + 1, keyEnd, escaped, keyBuffer);
+            var valueStart = JsonScanner.ExpectColon(body, keyEnd + 1);
+            var valueEnd = OpenAIFieldRules.Value(body, valueStart, 2, OpenAIFieldRules.Mode.Skip, rootArray: false, ref state);
+            if (key.SequenceEqual("include_usage"u8))
+            {
+                result.StreamOptionsUnusual |= result.IncludeUsageStart >= 0;
+                result.IncludeUsageStart = valueStart;
+                result.IncludeUsageEnd = valueEnd;
+                result.IncludeUsage = body[valueStart..valueEnd].SequenceEqual("true"u8);
+            }
+
+            j = JsonScanner.SkipWhitespace(body, valueEnd);
+            j = j < end && body[j] == ',' ? JsonScanner.SkipWhitespace(body, j + 1) : j;
+        }
+
+        return end;
     }
 
     private static ParsedRequest Invalid(ref ParsedRequest result, string detail)

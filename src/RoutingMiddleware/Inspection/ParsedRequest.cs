@@ -32,6 +32,26 @@ internal struct ParsedRequest
     /// <summary>Whether the body has a top-level <c>merged_adapters</c> member.</summary>
     public bool HasMergedAdapters;
 
+    /// <summary>Index of the top-level object's closing brace.</summary>
+    public int ObjectEnd;
+
+    /// <summary>Whether the top-level <c>stream</c> is <c>true</c>.</summary>
+    public bool Stream;
+
+    /// <summary>Raw range of the top-level <c>stream_options</c> value, or -1 when absent.</summary>
+    public int StreamOptionsStart;
+    public int StreamOptionsEnd;
+
+    /// <summary>Raw range of <c>stream_options.include_usage</c>'s value, or -1 when absent.</summary>
+    public int IncludeUsageStart;
+    public int IncludeUsageEnd;
+
+    /// <summary>Whether <c>stream_options.include_usage</c> is <c>true</c>: the client asked for the usage chunk.</summary>
+    public bool IncludeUsage;
+
+    /// <summary>Whether <c>stream_options</c> appears more than once, or its value is not an object or null.</summary>
+    public bool StreamOptionsUnusual;
+
     public readonly long PromptTokens => TextTokens + FixedTokens;
 
     public readonly bool HasModelToken => ModelTokenStart >= 0;

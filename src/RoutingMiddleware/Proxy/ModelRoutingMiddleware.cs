@@ -15,6 +15,7 @@ using ModelRouting.Inspection;
 using ModelRouting.Logging;
 using ModelRouting.Registry;
 using ModelRouting.Routing;
+using ModelRouting.Usage;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
@@ -32,8 +33,11 @@ internal sealed partial class ModelRoutingMiddleware(
     IProxyStateLookup proxyState,
     PromptTokenEstimator estimator,
     DestinationCooldowns cooldowns,
+    IEnumerable<IGatewayRequestListener> listeners,
     ILogger<ModelRoutingMiddleware> logger)
 {
+    private readonly IGatewayRequestListener[] _listeners = [.. listeners];
+
     public const string EndpointHeader = "x-gateway-endpoint";
     public const string EstimatedTokensHeader = "x-gateway-estimated-tokens";
     public const string FallbackHeader = "x-gateway-fallback";
@@ -89,6 +93,23 @@ internal sealed partial class ModelRoutingMiddleware(
 
     private async Task RouteAsync(HttpContext context, RoutingState state, bool passThrough)
     {
+        var exchange = new GatewayRequest { Operation = GatewayRequest.OperationOf(context.Request.Path.Value) };
+        context.Features.Set(exchange);
+        try
+        {
+            await RouteCoreAsync(context, state, passThrough, exchange);
+        }
+        finally
+        {
+            foreach (var listener in _listeners)
+            {
+                listener.OnRequestCompleted(context, exchange);
+            }
+        }
+    }
+
+    private async Task RouteCoreAsync(HttpContext context, RoutingState state, bool passThrough, GatewayRequest exchange)
+    {
         var read = await RequestBodyReader.ReadAsync(context, state.MaxRequestBodyBytes);
         switch (read.Failure)
         {
@@ -108,7 +129,7 @@ internal sealed partial class ModelRoutingMiddleware(
         Decision decision;
         for (var attempt = 0; ; attempt++)
         {
-            decision = boundary is null ? Decide(body.Span, state, passThrough) : DecideMultipart(body.Span, boundary, state);
+            decision = boundary is null ? Decide(body.Span, state, passThrough, exchange.Operation) : DecideMultipart(body.Span, boundary, state);
             if (decision.Error is not null || decision.Endpoint is null)
             {
                 break;
@@ -148,7 +169,11 @@ internal sealed partial class ModelRoutingMiddleware(
             return;
         }
 
-        await ForwardAsync(context, state, body, decision);
+        exchange.Endpoint = decision.Endpoint;
+        exchange.EstimatedPromptTokens = decision.PromptTokens;
+        exchange.Streaming = decision.Streaming;
+        exchange.StripUsageChunk = decision.UsageEdit.Insert is not null;
+        await ForwardAsync(context, state, body, decision, exchange);
     }
 
     /// <summary>
@@ -156,7 +181,23 @@ internal sealed partial class ModelRoutingMiddleware(
     /// byte of a response reached the client, is retried on another destination of the cluster, then on the
     /// endpoint's fallbacks, each attempt with the body spliced for its endpoint; failed destinations cool down.
     /// </summary>
-    private async Task ForwardAsync(HttpContext context, RoutingState state, PooledBody body, Decision decision)
+    private async Task ForwardAsync(HttpContext context, RoutingState state, PooledBody body, Decision decision, GatewayRequest exchange)
+    {
+        var clientBody = context.Response.Body;
+        var tap = new ResponseUsageStream(clientBody, context.Response, exchange);
+        context.Response.Body = tap;
+        try
+        {
+            await ForwardAttemptsAsync(context, state, body, decision, exchange, tap);
+        }
+        finally
+        {
+            context.Response.Body = clientBody;
+            tap.Release();
+        }
+    }
+
+    private async Task ForwardAttemptsAsync(HttpContext context, RoutingState state, PooledBody body, Decision decision, GatewayRequest exchange, ResponseUsageStream tap)
     {
         var endpoint = decision.Endpoint!;
         var asked = endpoint;
@@ -201,13 +242,16 @@ internal sealed partial class ModelRoutingMiddleware(
 
             feature.AvailableDestinations = candidates;
             attempts++;
+            exchange.Attempts = attempts;
+            exchange.Endpoint = endpoint;
+            exchange.Fallback = fallback;
             if (failover is not null)
             {
                 failover.Reset();
                 failover.MayRetry = attempts < state.MaxAttempts && (candidates.Count > 1 || HasFallback(state, asked, nextFallback, decision.Required));
             }
 
-            SetBody(context.Request, new ForwardedBodyStream(body, splice.CutStart, splice.CutEnd, splice.Insert));
+            SetBody(context.Request, new ForwardedBodyStream(body, new BodyEdit(splice.CutStart, splice.CutEnd, splice.Insert), decision.UsageEdit));
             var headers = context.Response.Headers;
             headers[EndpointHeader] = endpoint.Id.Value;
             headers[EstimatedTokensHeader] = decision.PromptTokens.ToString(CultureInfo.InvariantCulture);
@@ -256,6 +300,8 @@ internal sealed partial class ModelRoutingMiddleware(
 
             context.Response.Clear();
             context.Features.Set<IForwarderErrorFeature>(null);
+            tap.Reset();
+            exchange.ResetResponse();
             if (proxyState.TryGetCluster(feature.Cluster.Config.ClusterId, out var cluster))
             {
                 feature.AvailableDestinations = cluster.DestinationsState.AvailableDestinations;
@@ -433,7 +479,7 @@ internal sealed partial class ModelRoutingMiddleware(
         return new(endpoint, 0, 0, false, cutStart, cutEnd, insert, site);
     }
 
-    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough)
+    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough, GenAIOperation operation)
     {
         using var text = new PromptText();
         var (counter, cache) = estimator.Pass(state.TokenEstimation);
@@ -496,7 +542,16 @@ internal sealed partial class ModelRoutingMiddleware(
             var site = new SpliceSite(false, parsed.HasModelToken, parsed.ModelIsString && !parsed.ModelIsEscaped,
                 parsed.ModelTokenStart, parsed.ModelTokenEnd, parsed.ObjectStart, parsed.IsEmptyObject);
             var (cutStart, cutEnd, insert) = Splice(body, site, endpoint);
-            return new(endpoint, prompt, prompt + parsed.OutputTokens, result.IsContextFallback, cutStart, cutEnd, insert, site);
+            // A stream's token usage comes from its final usage chunk: asked for when the client did not (SPEC §14).
+            var usageEdit = operation is GenAIOperation.Chat or GenAIOperation.TextCompletion && StreamUsageRequest.Applies(parsed)
+                ? StreamUsageRequest.Edit(body, parsed)
+                : BodyEdit.None;
+            return new(endpoint, prompt, prompt + parsed.OutputTokens, result.IsContextFallback, cutStart, cutEnd, insert, site)
+            {
+                Streaming = parsed.Stream,
+                OutputTokens = parsed.OutputTokens,
+                UsageEdit = usageEdit,
+            };
         }
         finally
         {
@@ -619,6 +674,15 @@ internal sealed partial class ModelRoutingMiddleware(
 
         /// <summary>Gets the decision to forward the body as received, on the request's own route.</summary>
         public static Decision Unchanged => new(null, 0, 0, false, 0, 0, [], default);
+
+        /// <summary>Gets whether the client asked for a stream.</summary>
+        public bool Streaming { get; init; }
+
+        /// <summary>Gets the output budget the request names (max_tokens and the like), or 0.</summary>
+        public long OutputTokens { get; init; }
+
+        /// <summary>Gets the edit that asks the backend for the stream's usage chunk, or none.</summary>
+        public BodyEdit UsageEdit { get; init; }
     }
 
     // Where the model goes in the body, so any endpoint's splice can be made from the one parse (failover).

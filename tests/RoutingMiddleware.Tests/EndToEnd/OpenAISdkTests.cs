@@ -172,9 +172,11 @@ public sealed class OpenAISdkTests
 
         var text = new StringBuilder();
         var updates = 0;
+        ChatTokenUsage? usage = null;
         await foreach (var update in Sdk(gateway).GetChatClient("base:tuned").CompleteChatStreamingAsync([new UserChatMessage("hello")]))
         {
             updates++;
+            usage ??= update.Usage;
             foreach (var part in update.ContentUpdate)
             {
                 text.Append(part.Text);
@@ -182,7 +184,10 @@ public sealed class OpenAISdkTests
         }
 
         Assert.Equal("streamed reply from pool model=tuned-upstream", text.ToString());
-        Assert.Equal(6, updates);
+
+        // The SDK asks for the usage chunk (stream_options.include_usage), so it gets it: 6 chunks and the usage one.
+        Assert.Equal(7, updates);
+        Assert.Equal(5, usage?.OutputTokenCount);
         var seen = Assert.Single(pool.Requests);
         Assert.Equal("tuned-upstream", seen.Model);
         Assert.True(JsonNode.Parse(seen.Body)?["stream"]?.GetValue<bool>());

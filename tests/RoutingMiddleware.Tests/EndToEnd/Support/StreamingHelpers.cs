@@ -158,6 +158,15 @@ public static class StreamingHelpers
             }
 
             await WriteEventAsync(context.Response, ChatChunk(id, created, model, [], "stop").ToJsonString(), context.RequestAborted);
+            if (body["stream_options"]?["include_usage"]?.GetValueKind() == JsonValueKind.True)
+            {
+                // As vLLM and OpenAI do: a final chunk with no choices and the usage (3 prompt tokens, one per word).
+                var usage = ChatChunk(id, created, model, [], null);
+                usage["choices"] = new JsonArray();
+                usage["usage"] = new JsonObject { ["prompt_tokens"] = 3, ["completion_tokens"] = words.Length, ["total_tokens"] = 3 + words.Length };
+                await WriteEventAsync(context.Response, usage.ToJsonString(), context.RequestAborted);
+            }
+
             await WriteEventAsync(context.Response, "[DONE]", context.RequestAborted);
             return;
         }
