@@ -41,12 +41,6 @@ public static class GatewayApp
         }
 
         var app = builder.Build();
-        if (modelRouting && ModelRoutingConfigurationCheck.UnsupportedKeys(app.Configuration) is { } keys)
-        {
-            // Safe by default: a configuration that expects client keys must not start an open gateway.
-            throw new ModelRoutingConfigurationException(keys);
-        }
-
         if (modelRouting)
         {
             app.UseModelRoutingAdminAuthentication();

@@ -64,6 +64,12 @@ public static class ModelRoutingAdminExtensions
         group.MapPut("/aliases/{**alias}", AdminRequestDelegate.For<AliasHandlers>(h => h.PutAsync));
         group.MapDelete("/aliases/{**alias}", AdminRequestDelegate.For<AliasHandlers>(h => h.DeleteAsync));
         group.MapPut("/default", AdminRequestDelegate.For<DefaultHandlers>(h => h.PutAsync));
+        group.MapGet("/keys", AdminRequestDelegate.For<KeyHandlers>(h => h.ListAsync));
+        group.MapPost("/keys", AdminRequestDelegate.For<KeyHandlers>(h => h.CreateAsync));
+        group.MapGet("/keys/{**id}", AdminRequestDelegate.For<KeyHandlers>(h => h.GetAsync));
+        group.MapMethods("/keys/{**id}", [HttpMethods.Patch], AdminRequestDelegate.For<KeyHandlers>(h => h.UpdateAsync));
+        group.MapDelete("/keys/{**id}", AdminRequestDelegate.For<KeyHandlers>(h => h.DeleteAsync));
+        group.MapGet("/usage", AdminRequestDelegate.For<KeyHandlers>(h => h.UsageAsync));
 
         // Any other path or method under the prefix: an OpenAI-shaped 404 rather than routing's bare 404/405, and
         // the prefix stays reserved (never a catch-all proxy route's) on every listener.

@@ -12,6 +12,7 @@ using ModelRouting.Failover;
 using ModelRouting.Health;
 using ModelRouting.Inspection;
 using ModelRouting.Proxy;
+using ModelRouting.Quotas;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -72,6 +73,8 @@ public static class ModelRoutingServiceCollectionExtensions
         builder.AddTransforms<FailoverTransforms>();
         services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<ProxyConfigAppliedSignal>());
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<IQuotaStore>(sp => new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<UsageLedger>();
         services.TryAddSingleton<ITokenCounter>(HeuristicTokenCounter.Instance);
         services.TryAddSingleton(sp => new PromptTokenEstimator(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),

@@ -49,6 +49,7 @@ internal static class AdminServiceCollectionExtensions
         services.TryAddSingleton<EndpointHandlers>();
         services.TryAddSingleton<AliasHandlers>();
         services.TryAddSingleton<DefaultHandlers>();
+        services.TryAddSingleton<KeyHandlers>();
         services.AddHostedService<AdminStartup>();
         return services;
     }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using ModelRouting.Configuration;
+using ModelRouting.Keys;
 using ModelRouting.Logging;
 using ModelRouting.Registry;
 
@@ -45,6 +46,9 @@ internal sealed class RuntimeOverlay
     /// It applies only while configuration's default is the one it replaced (<see cref="DefaultOverride.Replaces"/>).
     /// </summary>
     public DefaultOverride? Default { get; set; }
+
+    /// <summary>Gets or sets the client keys created through the admin API (their hashes), in creation order.</summary>
+    public List<RuntimeKey> Keys { get; set; } = [];
 
     public RuntimeOverlay Clone() => JsonSerializer.Deserialize<RuntimeOverlay>(JsonSerializer.SerializeToUtf8Bytes(this, Json), Json)!;
 

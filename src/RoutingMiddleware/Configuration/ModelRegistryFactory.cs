@@ -1,4 +1,6 @@
 using ModelRouting.Inspection;
+using ModelRouting.Keys;
+using ModelRouting.Quotas;
 using ModelRouting.Registry;
 
 namespace ModelRouting.Configuration;
@@ -161,6 +163,18 @@ public static class ModelRegistryFactory
             }
 
             registry = result.Registry;
+        }
+
+        ClientKeyValidator.ValidateAll(options.Keys ?? [], registry, errors);
+        for (var i = 0; i < options.Endpoints.Count; i++)
+        {
+            var entry = options.Endpoints[i];
+            RateLimits.Validate(entry.Limits, (field, message) => errors.Add($"ModelRouting:Endpoints[{i}] ('{entry.Id}'): {field}: {message}"));
+        }
+
+        if (options.Limits is { DefaultOutputTokens: < 0 } limits)
+        {
+            errors.Add($"ModelRouting:Limits:DefaultOutputTokens: must not be negative, got {limits.DefaultOutputTokens}");
         }
 
         return errors.Count > 0 ? (null, errors) : (registry, errors);

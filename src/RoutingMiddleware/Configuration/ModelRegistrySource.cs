@@ -2,6 +2,8 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using ModelRouting.Admin;
+using ModelRouting.Keys;
+using ModelRouting.Logging;
 using ModelRouting.Health;
 using ModelRouting.Proxy;
 using ModelRouting.Registry;
@@ -79,6 +81,7 @@ public sealed partial class ModelRegistrySource : IDisposable
         _overlay = DefaultOverrideScope.Review(_store.Load(), _configured, _store, _logger);
         (_administered, _current) = Compose();
         Log.Loaded(_logger, _current.Router.Registry.Count);
+        WarnOfPlainKeys(_optionsInForce);
 
         _optionsSubscription = options.OnChange(_ => Reload());
         if (applied is not null)
@@ -140,6 +143,7 @@ public sealed partial class ModelRegistrySource : IDisposable
             _overlay = DefaultOverrideScope.Review(_overlay, registry, _store, _logger);
             Publish(Compose());
             Log.Reloaded(_logger, _current.Router.Registry.Count);
+            WarnOfPlainKeys(options);
         }
     }
 
@@ -273,13 +277,25 @@ public sealed partial class ModelRegistrySource : IDisposable
         }
     }
 
+    private void WarnOfPlainKeys(ModelRoutingOptions options)
+    {
+        foreach (var key in options.Keys ?? [])
+        {
+            if (!string.IsNullOrEmpty(key.Key))
+            {
+                Log.PlainKey(_logger, LogValue.Sanitize(key.Id));
+            }
+        }
+    }
+
     private (ModelRegistry Administered, RoutingState State) Compose()
     {
         var administered = _overlay.ApplyTo(_configured, _clusterIds, item => Log.OverlayItemSkipped(_logger, item));
         return (administered, State(_conditions.ApplyTo(administered)));
     }
 
-    private RoutingState State(ModelRegistry effective) => new(new ModelRouter(effective), _optionsInForce);
+    private RoutingState State(ModelRegistry effective) => new(
+        new ModelRouter(effective), _optionsInForce, ClientKeySet.Build(_optionsInForce.Keys ?? [], _overlay.Keys, effective), _overlay.Endpoints.Select(e => e.Definition));
 
     private void Publish((ModelRegistry Administered, RoutingState State) next)
     {
@@ -302,6 +318,9 @@ public sealed partial class ModelRegistrySource : IDisposable
 
         [LoggerMessage(4, LogLevel.Warning, "A runtime change no longer applies over the configuration and is left out (it stays in the state file): {Item}", EventName = "OverlayItemSkipped")]
         public static partial void OverlayItemSkipped(ILogger logger, string item);
+
+        [LoggerMessage(5, LogLevel.Warning, "Client key '{Id}' is configured with its secret (Key); configure its SHA-256 instead (KeyHash), so the configuration does not hold the secret.", EventName = "PlainClientKey")]
+        public static partial void PlainKey(ILogger logger, string id);
     }
 }
 

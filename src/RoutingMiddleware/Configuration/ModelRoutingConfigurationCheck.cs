@@ -65,11 +65,6 @@ public static class ModelRoutingConfigurationCheck
             errors.AddRange(e.Errors);
         }
 
-        if (UnsupportedKeys(configuration) is { } keys)
-        {
-            errors.Add(keys);
-        }
-
         if (errors.Count > 0)
         {
             await output.WriteLineAsync($"Configuration check FAILED: {errors.Count} error(s).");
@@ -83,18 +78,6 @@ public static class ModelRoutingConfigurationCheck
 
         await WriteSummaryAsync(output, configuration, proxy!, userRoutes, source!, services.GetService<RuntimeStateStore>());
         return true;
-    }
-
-    /// <summary>
-    /// Returns why a configuration with <c>ModelRouting:Keys</c> is refused (client keys are not supported yet, and a
-    /// gateway that silently admitted every client would be worse than one that does not start), or null.
-    /// </summary>
-    public static string? UnsupportedKeys(IConfiguration configuration)
-    {
-        ArgumentNullException.ThrowIfNull(configuration);
-        return configuration.GetSection("ModelRouting:Keys").GetChildren().Any()
-            ? "ModelRouting:Keys: client keys are not supported by this version; refusing a configuration that expects them (the gateway would admit every client)."
-            : null;
     }
 
     private static async Task WriteSummaryAsync(
@@ -124,7 +107,10 @@ public static class ModelRoutingConfigurationCheck
 
         await output.WriteLineAsync($"  default:      {registry.DefaultId ?? "none (requests must name a model)"}");
         await output.WriteLineAsync($"  aliases:      {(registry.Aliases.Count == 0 ? "none" : string.Join(", ", registry.Aliases.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => $"{a.Key} → {a.Value}")))}");
-        await output.WriteLineAsync("  keys:         none: every client is admitted");
+        var keys = source.Current.Keys.All;
+        await output.WriteLineAsync(keys.Count == 0
+            ? "  keys:         none: every client is admitted"
+            : $"  keys:         {keys.Count} ({string.Join(", ", keys.Select(k => k.Id + (k.Limits is null ? "" : " (limited)") + (k.Enabled ? "" : " (disabled)")))}): every client request needs one");
         var passThrough = configuration.GetSection("ModelRouting:PassThroughPaths").GetChildren().Select(c => c.Value).ToList();
         await output.WriteLineAsync($"  pass-through: {(passThrough.Count == 0 ? "none" : string.Join(", ", passThrough))}");
         var admin = configuration["ModelRouting:Admin:Urls"];

@@ -49,6 +49,15 @@ public sealed class ModelRoutingOptions
     /// credential sent to that cluster. Defaults to none.
     /// </summary>
     public Dictionary<string, BackendOptions> Backends { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Gets or sets the client keys (SPEC §14). With none (and none added through the admin API) the gateway is
+    /// open; with any, every client request needs one.
+    /// </summary>
+    public List<ClientKeyOptions> Keys { get; set; } = [];
+
+    /// <summary>Gets or sets settings shared by every rate limit (SPEC §14).</summary>
+    public LimitDefaultsOptions Limits { get; set; } = new();
 }
 
 /// <summary>The <c>ModelRouting:Admin</c> section: the runtime admin API, the management listener and where changes are kept.</summary>
@@ -157,6 +166,9 @@ public sealed class ModelEndpointOptions
     /// starts (SPEC §13); only those Ready and large enough for the request are tried. Defaults to none.
     /// </summary>
     public List<string>? Fallbacks { get; set; }
+
+    /// <summary>Gets or sets this endpoint's own limits (its backends' capacity, SPEC §14), over every client. Defaults to none.</summary>
+    public RateLimitOptions? Limits { get; set; }
 }
 
 /// <summary>One adapter of an adapter stack.</summary>

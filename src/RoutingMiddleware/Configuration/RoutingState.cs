@@ -1,5 +1,7 @@
 using System.Collections.Frozen;
+using ModelRouting.Keys;
 using ModelRouting.Proxy;
+using ModelRouting.Quotas;
 using ModelRouting.Routing;
 
 namespace ModelRouting.Configuration;
@@ -10,8 +12,20 @@ namespace ModelRouting.Configuration;
 /// </summary>
 public sealed class RoutingState
 {
-    internal RoutingState(ModelRouter router, ModelRoutingOptions options)
+    internal RoutingState(ModelRouter router, ModelRoutingOptions options, ClientKeySet? keys = null, IEnumerable<ModelEndpointOptions>? runtimeEndpoints = null)
     {
+        Keys = keys ?? ClientKeySet.Empty;
+        DefaultOutputTokens = Math.Max(0, options.Limits?.DefaultOutputTokens ?? 256);
+        var scopes = new Dictionary<string, QuotaScope>(StringComparer.Ordinal);
+        foreach (var entry in (options.Endpoints ?? []).Concat(runtimeEndpoints ?? []))
+        {
+            if (entry.Id is { } id && RateLimits.From(entry.Limits) is { } limits)
+            {
+                scopes[id] = new QuotaScope("endpoint:" + id, limits);
+            }
+        }
+
+        EndpointScopes = scopes.ToFrozenDictionary(StringComparer.Ordinal);
         Router = router;
         MaxRequestBodyBytes = options.MaxRequestBodyBytes;
         RetryAfterSeconds = options.RetryAfterSeconds;
@@ -49,6 +63,15 @@ public sealed class RoutingState
 
     /// <summary>Gets what clients may reach besides the inspected paths.</summary>
     internal ClientSurface Surface { get; }
+
+    /// <summary>Gets the client keys in force (empty: the gateway is open).</summary>
+    internal ClientKeySet Keys { get; }
+
+    /// <summary>Gets each limited endpoint's quota scope (endpoint id → scope).</summary>
+    internal FrozenDictionary<string, QuotaScope> EndpointScopes { get; }
+
+    /// <summary>Gets the output tokens reserved for a request that names no budget.</summary>
+    public int DefaultOutputTokens { get; }
 
     /// <summary>Gets the token estimation settings.</summary>
     public TokenEstimationOptions TokenEstimation { get; }

@@ -25,6 +25,10 @@ internal readonly record struct OpenAIError(int StatusCode, string Type, string 
     public static OpenAIError Unauthorized(string message) =>
         new(StatusCodes.Status401Unauthorized, InvalidRequestError, "invalid_api_key", message);
 
+    /// <summary>A rate limit refusal (SPEC §14): 429, type <c>requests</c> or <c>tokens</c>, code <c>rate_limit_exceeded</c>.</summary>
+    public static OpenAIError RateLimited(string type, string message, TimeSpan retryAfter) =>
+        new(StatusCodes.Status429TooManyRequests, type, "rate_limit_exceeded", message, null, Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)));
+
     public static OpenAIError NotFound(string message, string? param = null) =>
         new(StatusCodes.Status404NotFound, InvalidRequestError, "not_found", message, param);
 

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http;
 using ModelRouting.Configuration;
 using ModelRouting.Errors;
+using ModelRouting.Keys;
 using ModelRouting.Registry;
 using ModelRouting.Routing;
 
@@ -25,8 +26,20 @@ internal static class GatewayEndpoints
 
     private static readonly JsonSerializerOptions s_json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static Task ListModels(HttpContext context, ModelRegistrySource source) =>
-        WriteJsonAsync(context, StatusCodes.Status200OK, new ModelsListResponse(source.Current.Router.ModelsList()));
+    public static Task ListModels(HttpContext context, ModelRegistrySource source)
+    {
+        var state = source.Current;
+        if (!TryAuthenticate(context, state, source, out var key, out var refusal))
+        {
+            return refusal.WriteAsync(context);
+        }
+
+        // With a key, only the models it may use (SPEC §14).
+        var models = key is null
+            ? state.Router.ModelsList()
+            : [.. state.Router.Registry.AvailableEndpoints.Where(key.Grant.Allows).Select(state.Router.ToListEntry)];
+        return WriteJsonAsync(context, StatusCodes.Status200OK, new ModelsListResponse(models));
+    }
 
     public static Task GetModel(HttpContext context, ModelRegistrySource source)
     {
@@ -34,8 +47,13 @@ internal static class GatewayEndpoints
         var path = context.Request.Path.Value ?? "";
         var id = Uri.UnescapeDataString(path.Length > ModelsPrefix.Length ? path[ModelsPrefix.Length..] : "");
         var state = source.Current;
+        if (!TryAuthenticate(context, state, source, out var key, out var refusal))
+        {
+            return refusal.WriteAsync(context);
+        }
+
         var endpoint = state.Router.Registry.Resolve(id);
-        if (endpoint is null)
+        if (endpoint is null || (key is not null && !key.Grant.Allows(endpoint)))
         {
             return OpenAIError.ModelNotFound(id).WriteAsync(context);
         }
@@ -61,6 +79,26 @@ internal static class GatewayEndpoints
 
     public static Task UnknownPath(HttpContext context) =>
         OpenAIError.UnknownPath(context.Request.Method, context.Request.Path.Value).WriteAsync(context);
+
+    // With client keys configured, the models endpoints need one too (SPEC §14).
+    private static bool TryAuthenticate(HttpContext context, RoutingState state, ModelRegistrySource source, out ClientKey? key, out OpenAIError refusal)
+    {
+        refusal = default;
+        key = null;
+        if (!state.Keys.IsEnabled)
+        {
+            return true;
+        }
+
+        key = state.Keys.Authenticate(context.Request, source.Time.GetUtcNow(), out var failure);
+        if (key is null)
+        {
+            refusal = OpenAIError.Unauthorized(failure!);
+            return false;
+        }
+
+        return true;
+    }
 
     private static Task WriteJsonAsync<T>(HttpContext context, int status, T value)
     {

@@ -12,7 +12,9 @@ using ModelRouting.Configuration;
 using ModelRouting.Errors;
 using ModelRouting.Failover;
 using ModelRouting.Inspection;
+using ModelRouting.Keys;
 using ModelRouting.Logging;
+using ModelRouting.Quotas;
 using ModelRouting.Registry;
 using ModelRouting.Routing;
 using ModelRouting.Usage;
@@ -34,6 +36,8 @@ internal sealed partial class ModelRoutingMiddleware(
     PromptTokenEstimator estimator,
     DestinationCooldowns cooldowns,
     IEnumerable<IGatewayRequestListener> listeners,
+    IQuotaStore quotas,
+    UsageLedger usage,
     ILogger<ModelRoutingMiddleware> logger)
 {
     private readonly IGatewayRequestListener[] _listeners = [.. listeners];
@@ -64,11 +68,30 @@ internal sealed partial class ModelRoutingMiddleware(
         // The client surface is an allowlist (SPEC §12): a pass-through path, or nothing reaches a backend.
         if (state.Surface.IsPassThrough(path) && !ModelRoutingProxyConfigProvider.IsGenerated(context.GetReverseProxyFeature().Route.Config.RouteId))
         {
-            return HttpMethods.IsPost(request.Method) && HasRoutableBody(request) ? RouteAsync(context, state, passThrough: true) : next(context);
+            return HttpMethods.IsPost(request.Method) && HasRoutableBody(request) ? RouteAsync(context, state, passThrough: true)
+                : state.Keys.IsEnabled ? PassThroughWithKeyAsync(context, state)
+                : next(context);
         }
 
         Log.UnknownPath(logger, LogValue.Sanitize(request.Method), LogValue.Sanitize(path));
         return OpenAIError.UnknownPath(request.Method, path).WriteAsync(context);
+    }
+
+    // A pass-through request that names no model (a GET, a body that is not JSON): any valid key may send it.
+    private Task PassThroughWithKeyAsync(HttpContext context, RoutingState state) =>
+        Authenticate(context, state, out _) is { } refusal ? refusal.WriteAsync(context) : next(context);
+
+    // With client keys configured (SPEC §14): the request's key, or the 401 to answer.
+    private OpenAIError? Authenticate(HttpContext context, RoutingState state, out ClientKey? key)
+    {
+        key = state.Keys.Authenticate(context.Request, source.Time.GetUtcNow(), out var failure);
+        if (key is not null)
+        {
+            return null;
+        }
+
+        Log.KeyRefused(logger, LogValue.Sanitize(context.Request.Path.Value), failure!);
+        return OpenAIError.Unauthorized(failure!);
     }
 
     private static bool IsInspected(RoutingState state, string? path)
@@ -110,6 +133,18 @@ internal sealed partial class ModelRoutingMiddleware(
 
     private async Task RouteCoreAsync(HttpContext context, RoutingState state, bool passThrough, GatewayRequest exchange)
     {
+        ClientKey? key = null;
+        if (state.Keys.IsEnabled)
+        {
+            if (Authenticate(context, state, out key) is { } refusal)
+            {
+                await refusal.WriteAsync(context);
+                return;
+            }
+
+            exchange.KeyId = key!.Id;
+        }
+
         var read = await RequestBodyReader.ReadAsync(context, state.MaxRequestBodyBytes);
         switch (read.Failure)
         {
@@ -129,7 +164,7 @@ internal sealed partial class ModelRoutingMiddleware(
         Decision decision;
         for (var attempt = 0; ; attempt++)
         {
-            decision = boundary is null ? Decide(body.Span, state, passThrough, exchange.Operation) : DecideMultipart(body.Span, boundary, state);
+            decision = boundary is null ? Decide(body.Span, state, passThrough, exchange.Operation, key?.Grant) : DecideMultipart(body.Span, boundary, state, key?.Grant);
             if (decision.Error is not null || decision.Endpoint is null)
             {
                 break;
@@ -173,7 +208,64 @@ internal sealed partial class ModelRoutingMiddleware(
         exchange.EstimatedPromptTokens = decision.PromptTokens;
         exchange.Streaming = decision.Streaming;
         exchange.StripUsageChunk = decision.UsageEdit.Insert is not null;
-        await ForwardAsync(context, state, body, decision, exchange);
+
+        // Limits of the key and of the endpoint (SPEC §14): the estimate plus the output budget is reserved now
+        // and corrected to the backend's usage when the response has ended.
+        QuotaLease? lease = null;
+        var endpointScope = state.EndpointScopes.Count > 0 && state.EndpointScopes.TryGetValue(decision.Endpoint.Id.Value, out var scope) ? scope : null;
+        if (key?.Scope is not null || endpointScope is not null)
+        {
+            var output = exchange.Operation == GenAIOperation.Embeddings ? 0 : decision.OutputTokens > 0 ? decision.OutputTokens : state.DefaultOutputTokens;
+            exchange.ReservedTokens = decision.PromptTokens + output;
+            var admission = await quotas.AdmitAsync(new QuotaRequest(key?.Scope, endpointScope, exchange.ReservedTokens), context.RequestAborted);
+            exchange.RateLimits = admission.Snapshot;
+            if (!admission.Admitted)
+            {
+                Log.RateLimited(logger, key?.Id ?? "-", decision.Endpoint.Id.Value, admission.RefusedBy!);
+                QuotaHeaders.Write(context.Response.Headers, admission.Snapshot);
+                await OpenAIError.RateLimited(admission.RefusedBy!, admission.Reason!, admission.RetryAfter).WriteAsync(context);
+                return;
+            }
+
+            lease = admission.Lease;
+        }
+
+        try
+        {
+            await ForwardAsync(context, state, body, decision, exchange);
+        }
+        finally
+        {
+            var (prompt, completion, fromUsage) = Used(exchange, context);
+            if (lease is not null)
+            {
+                await quotas.CompleteAsync(lease, prompt + completion);
+            }
+
+            usage.Record(exchange.KeyId, exchange.Endpoint!.Id.Value, prompt, completion, fromUsage);
+        }
+    }
+
+    /// <summary>
+    /// What a request used: the backend's <c>usage</c>; without it, a response that failed or never started used
+    /// nothing, an aborted or usage-less stream used its prompt and one token per event, and any other response
+    /// keeps the reservation (SPEC §14).
+    /// </summary>
+    private static (long Prompt, long Completion, bool FromUsage) Used(GatewayRequest exchange, HttpContext context)
+    {
+        if (exchange.HasUsage)
+        {
+            return (exchange.PromptTokens, exchange.CompletionTokens, true);
+        }
+
+        if (exchange.FirstByte == 0 || context.Response.StatusCode >= 400)
+        {
+            return (0, 0, false);
+        }
+
+        return exchange.Streaming
+            ? (exchange.EstimatedPromptTokens, exchange.StreamedEvents, false)
+            : (exchange.EstimatedPromptTokens, Math.Max(0, exchange.ReservedTokens - exchange.EstimatedPromptTokens), false);
     }
 
     /// <summary>
@@ -256,6 +348,11 @@ internal sealed partial class ModelRoutingMiddleware(
             headers[EndpointHeader] = endpoint.Id.Value;
             headers[EstimatedTokensHeader] = decision.PromptTokens.ToString(CultureInfo.InvariantCulture);
             headers[AttemptsHeader] = AttemptsText(attempts);
+            if (exchange.RateLimits is { } limits)
+            {
+                QuotaHeaders.Write(headers, limits);
+            }
+
             if (fallback is not null)
             {
                 headers[FallbackHeader] = fallback;
@@ -440,9 +537,28 @@ internal sealed partial class ModelRoutingMiddleware(
         return true;
     }
 
+    // Why a key may not have this routing result: the endpoint asked for (or the default) is not granted (404),
+    // or the context fallback is not (the asked endpoint's context error); null when granted.
+    private static RoutingError? Denied(ModelGrant grant, RouteResult result, ModelEndpoint? asked, long required)
+    {
+        if (asked is not null && !grant.Allows(asked))
+        {
+            return new RoutingError(RoutingErrorKind.ModelNotFound, asked.Id.Value);
+        }
+
+        if (result.Succeeded && !grant.Allows(result.Endpoint))
+        {
+            return asked is null
+                ? new RoutingError(RoutingErrorKind.ModelNotFound, result.Endpoint.Id.Value)
+                : new RoutingError(RoutingErrorKind.ContextTooLong, asked.Id.Value, required, asked.MaxContextLength);
+        }
+
+        return null;
+    }
+
     // A multipart pass-through request (audio transcriptions and the like): routed on its `model` field,
     // whose value is replaced by the upstream model; no prompt estimate (the payload is media).
-    private static Decision DecideMultipart(ReadOnlySpan<byte> body, string boundary, RoutingState state)
+    private static Decision DecideMultipart(ReadOnlySpan<byte> body, string boundary, RoutingState state, ModelGrant? grant)
     {
         switch (MultipartModelField.Find(body, boundary, out var start, out var end))
         {
@@ -463,6 +579,11 @@ internal sealed partial class ModelRoutingMiddleware(
         }
 
         var result = state.Router.RouteForContext(name, true, 0);
+        if (grant is not null && Denied(grant, result, state.Router.Registry.Resolve(name), 0) is not null)
+        {
+            return new(OpenAIError.ModelNotFound(name));
+        }
+
         if (!result.Succeeded)
         {
             return new(OpenAIError.FromRouting(result.Error, 0, 0, state.RetryAfterSeconds));
@@ -479,7 +600,7 @@ internal sealed partial class ModelRoutingMiddleware(
         return new(endpoint, 0, 0, false, cutStart, cutEnd, insert, site);
     }
 
-    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough, GenAIOperation operation)
+    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough, GenAIOperation operation, ModelGrant? grant)
     {
         using var text = new PromptText();
         var (counter, cache) = estimator.Pass(state.TokenEstimation);
@@ -525,6 +646,14 @@ internal sealed partial class ModelRoutingMiddleware(
             {
                 prompt = estimator.CountExactly(state.TokenEstimation, body, text.Ranges, parsed, result.Endpoint ?? asked);
                 result = router.RouteForContext(name, parsed.ModelIsString, prompt + parsed.OutputTokens);
+            }
+
+            if (grant is not null && Denied(grant, result, asked, prompt + parsed.OutputTokens) is { } denied)
+            {
+                // A model the key may not use does not exist for it (SPEC §14); a fallback it may not use is no fallback.
+                return new(denied.Kind == RoutingErrorKind.ModelNotFound
+                    ? OpenAIError.ModelNotFound(parsed.ModelIsString ? name.ToString() : denied.Model ?? "")
+                    : OpenAIError.FromRouting(denied, prompt, parsed.OutputTokens, state.RetryAfterSeconds));
             }
 
             if (!result.Succeeded)
@@ -705,6 +834,12 @@ internal sealed partial class ModelRoutingMiddleware(
 
         [LoggerMessage(15, LogLevel.Warning, "No backend could serve endpoint '{Endpoint}' (cluster '{Cluster}') after {Attempts} attempt(s).", EventName = "FailoverExhausted")]
         public static partial void Exhausted(ILogger logger, string endpoint, string cluster, int attempts);
+
+        [LoggerMessage(16, LogLevel.Information, "Refused a request to {Path}: {Reason}", EventName = "ClientKeyRefused")]
+        public static partial void KeyRefused(ILogger logger, string path, string reason);
+
+        [LoggerMessage(17, LogLevel.Information, "Rate limit reached for key '{Key}' on endpoint '{Endpoint}' ({Limit}).", EventName = "RateLimited")]
+        public static partial void RateLimited(ILogger logger, string key, string endpoint, string limit);
 
         [LoggerMessage(12, LogLevel.Warning, "The backend for endpoint '{Endpoint}' (cluster '{Cluster}') failed: {Error}", EventName = "UpstreamFailed")]
         public static partial void UpstreamFailed(ILogger logger, string endpoint, string cluster, ForwarderError error);

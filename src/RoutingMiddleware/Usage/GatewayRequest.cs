@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ModelRouting.Quotas;
 using ModelRouting.Registry;
 
 namespace ModelRouting.Usage;
@@ -47,6 +48,9 @@ public sealed class GatewayRequest
 
     /// <summary>Gets or sets the tokens reserved at admission (prompt estimate + output budget), or 0.</summary>
     public long ReservedTokens { get; set; }
+
+    /// <summary>Gets or sets what is left of the request's rate limits after its admission, when limits applied.</summary>
+    public RateLimitSnapshot? RateLimits { get; set; }
 
     /// <summary>Gets or sets how many attempts the request took.</summary>
     public int Attempts { get; set; }

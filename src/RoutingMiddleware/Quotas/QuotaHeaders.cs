@@ -1,0 +1,47 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+
+namespace ModelRouting.Quotas;
+
+/// <summary>OpenAI's rate-limit headers (SPEC §14), on every response of a limited request, 429s included.</summary>
+internal static class QuotaHeaders
+{
+    public const string LimitRequests = "x-ratelimit-limit-requests";
+    public const string RemainingRequests = "x-ratelimit-remaining-requests";
+    public const string ResetRequests = "x-ratelimit-reset-requests";
+    public const string LimitTokens = "x-ratelimit-limit-tokens";
+    public const string RemainingTokens = "x-ratelimit-remaining-tokens";
+    public const string ResetTokens = "x-ratelimit-reset-tokens";
+
+    public static void Write(IHeaderDictionary headers, RateLimitSnapshot snapshot)
+    {
+        if (snapshot.LimitRequests is { } requests)
+        {
+            headers[LimitRequests] = requests.ToString(CultureInfo.InvariantCulture);
+            headers[RemainingRequests] = snapshot.RemainingRequests.ToString(CultureInfo.InvariantCulture);
+            headers[ResetRequests] = Duration(snapshot.ResetRequests);
+        }
+
+        if (snapshot.LimitTokens is { } tokens)
+        {
+            headers[LimitTokens] = tokens.ToString(CultureInfo.InvariantCulture);
+            headers[RemainingTokens] = snapshot.RemainingTokens.ToString(CultureInfo.InvariantCulture);
+            headers[ResetTokens] = Duration(snapshot.ResetTokens);
+        }
+    }
+
+    /// <summary>A duration as OpenAI writes it: <c>20ms</c>, <c>1s</c>, <c>1.5s</c>, <c>6m0s</c>.</summary>
+    public static string Duration(TimeSpan duration)
+    {
+        if (duration < TimeSpan.FromSeconds(1))
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{Math.Max(0, (int)duration.TotalMilliseconds)}ms");
+        }
+
+        var seconds = Math.Round(duration.TotalSeconds % 60, 3);
+        var minutes = (int)(duration.TotalSeconds / 60);
+        return minutes > 0
+            ? string.Create(CultureInfo.InvariantCulture, $"{minutes}m{seconds}s")
+            : string.Create(CultureInfo.InvariantCulture, $"{seconds}s");
+    }
+}
