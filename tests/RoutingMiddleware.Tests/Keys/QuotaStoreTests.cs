@@ -1,0 +1,113 @@
+using ModelRouting.Quotas;
+using ModelRouting.Tests.TestSupport;
+
+namespace ModelRouting.Tests.Keys;
+
+/// <summary>The in-process quota store (SPEC §14): sliding windows, all-or-nothing admission, corrected reservations.</summary>
+public sealed class QuotaStoreTests
+{
+    private static QuotaScope Scope(string id, int? rpm = null, long? tpm = null, int? concurrent = null) => new(id, new RateLimits(rpm, tpm, concurrent));
+
+    [Fact]
+    public async Task SixtyPerMinute_AdmitsSixty_ThenOneMoreEachSecondAsTheWindowSlides_NeverMoreThanSixtyInAnySixtySeconds()
+    {
+        var time = new ManualTimeProvider();
+        var store = new InProcessQuotaStore(time);
+        var key = Scope("key:k", rpm: 60);
+        var admittedAt = new List<TimeSpan>();
+        var elapsed = TimeSpan.Zero;
+        for (var tick = 0; tick < 2400; tick++) // 120 s in 50 ms steps, 4 attempts per step
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var decision = await store.AdmitAsync(new QuotaRequest(key, null, 0), default);
+                if (decision.Admitted)
+                {
+                    admittedAt.Add(elapsed);
+                    await store.CompleteAsync(decision.Lease!, 0);
+                }
+                else
+                {
+                    Assert.Equal("requests", decision.RefusedBy);
+                    Assert.InRange(decision.RetryAfter, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(60));
+                }
+            }
+
+            time.Advance(TimeSpan.FromMilliseconds(50));
+            elapsed += TimeSpan.FromMilliseconds(50);
+        }
+
+        Assert.Equal(120, admittedAt.Count);
+        for (var i = 60; i < admittedAt.Count; i++)
+        {
+            Assert.True(admittedAt[i] - admittedAt[i - 60] >= TimeSpan.FromSeconds(59), $"61 admissions within {admittedAt[i] - admittedAt[i - 60]}");
+        }
+    }
+
+    [Fact]
+    public async Task Tokens_ReservedThenCorrected_BothWays_InTheSlotTheyWereReservedIn()
+    {
+        var time = new ManualTimeProvider();
+        var store = new InProcessQuotaStore(time);
+        var key = Scope("key:k", tpm: 1000);
+
+        var first = await store.AdmitAsync(new QuotaRequest(key, null, 600), default);
+        Assert.True(first.Admitted);
+        Assert.Equal(400, first.Snapshot.RemainingTokens);
+        Assert.False((await store.AdmitAsync(new QuotaRequest(key, null, 600), default)).Admitted);
+
+        await store.CompleteAsync(first.Lease!, 100); // used far less than reserved: 500 come back
+        var second = await store.AdmitAsync(new QuotaRequest(key, null, 600), default);
+        Assert.True(second.Admitted);
+        Assert.Equal(300, second.Snapshot.RemainingTokens);
+
+        await store.CompleteAsync(second.Lease!, 900); // used more: charged
+        await store.CompleteAsync(second.Lease!, 0); // a second completion changes nothing
+        var refused = await store.AdmitAsync(new QuotaRequest(key, null, 10), default);
+        Assert.Equal("tokens", refused.RefusedBy);
+        Assert.Equal(0, refused.Snapshot.RemainingTokens);
+
+        time.Advance(TimeSpan.FromSeconds(60));
+        Assert.True((await store.AdmitAsync(new QuotaRequest(key, null, 1000), default)).Admitted);
+    }
+
+    [Fact]
+    public async Task Admission_IsAllOrNothing_AcrossKeyAndEndpoint()
+    {
+        var store = new InProcessQuotaStore(new ManualTimeProvider());
+        var key = Scope("key:k", rpm: 10);
+        var endpoint = Scope("endpoint:e", rpm: 1);
+        Assert.True((await store.AdmitAsync(new QuotaRequest(key, endpoint, 0), default)).Admitted);
+        for (var i = 0; i < 5; i++)
+        {
+            var refused = await store.AdmitAsync(new QuotaRequest(key, endpoint, 0), default);
+            Assert.Contains("endpoint:e", refused.Reason, StringComparison.Ordinal);
+        }
+
+        // The endpoint's refusals spent none of the key's requests: 9 remain for another endpoint.
+        var other = await store.AdmitAsync(new QuotaRequest(key, Scope("endpoint:f", rpm: 100), 0), default);
+        Assert.Equal(8, other.Snapshot.RemainingRequests);
+    }
+
+    [Fact]
+    public async Task Concurrency_SlotsComeBackOnCompletion()
+    {
+        var store = new InProcessQuotaStore(new ManualTimeProvider());
+        var key = Scope("key:k", concurrent: 2);
+        var a = await store.AdmitAsync(new QuotaRequest(key, null, 0), default);
+        var b = await store.AdmitAsync(new QuotaRequest(key, null, 0), default);
+        Assert.False((await store.AdmitAsync(new QuotaRequest(key, null, 0), default)).Admitted);
+        await store.CompleteAsync(a.Lease!, 0);
+        Assert.True((await store.AdmitAsync(new QuotaRequest(key, null, 0), default)).Admitted);
+        await store.CompleteAsync(b.Lease!, 0);
+    }
+
+    [Theory]
+    [InlineData(20, "20ms")]
+    [InlineData(1000, "1s")]
+    [InlineData(1500, "1.5s")]
+    [InlineData(60_000, "1m0s")]
+    [InlineData(360_000, "6m0s")]
+    public void Duration_IsWrittenAsOpenAIWritesIt(int milliseconds, string expected) =>
+        Assert.Equal(expected, QuotaHeaders.Duration(TimeSpan.FromMilliseconds(milliseconds)));
+}
