@@ -93,7 +93,7 @@ internal sealed class InProcessQuotaStore : IQuotaStore
         {
             if (tokens > tpm)
             {
-                return ("tokens", $"Request too large for {scope.Id} on tokens per minute: limit {tpm}, requested {tokens} (prompt estimate + output budget).", TimeSpan.FromSeconds(SlidingWindow.Slots));
+                return ("tokens", $"Request too large for {scope.Id} on tokens per minute: limit {tpm}, requested {tokens} (prompt estimate + output budget).", SlidingWindow.Length);
             }
 
             var used = counters.Tokens.Used(now);

@@ -1,15 +1,19 @@
 namespace ModelRouting.Quotas;
 
 /// <summary>
-/// A count over the last 60 s, kept in sixty one-second slots: what was added in a slot leaves the window 60 s
-/// after that slot began. Unlike a fixed window it never admits twice the limit around a boundary, and unlike a
-/// token bucket no burst above the limit builds up. An amount added earlier can be corrected in its own slot
-/// (a token reservation made good to the backend's usage). Not thread-safe: the store serializes access.
+/// A count over the last 60 s, kept in quarter-second slots: what was added leaves the window between 60 and
+/// 60.25 s later (the slot it was added in, and the 240 after it), never sooner, so no 60 s of real time ever holds
+/// more than the limit. Unlike a fixed window it never admits twice the limit around a boundary, and unlike a
+/// token bucket no burst above the limit builds up. An amount added earlier can be corrected in its own slot (a
+/// token reservation made good to the backend's usage). Not thread-safe: the store serializes access.
 /// </summary>
 internal sealed class SlidingWindow
 {
-    public const int Slots = 60;
-    private const long SlotMilliseconds = 1000;
+    /// <summary>The window's length.</summary>
+    public static readonly TimeSpan Length = TimeSpan.FromSeconds(60);
+
+    private const long SlotMilliseconds = 250;
+    private const int Slots = 241;
 
     private readonly long[] _amounts = new long[Slots];
     private readonly long[] _slotOf = new long[Slots];
@@ -85,7 +89,7 @@ internal sealed class SlidingWindow
             }
         }
 
-        return Slots * SlotMilliseconds;
+        return (long)Length.TotalMilliseconds;
     }
 
     /// <summary>How long until everything now in the window has left it (OpenAI's "reset to its initial state").</summary>

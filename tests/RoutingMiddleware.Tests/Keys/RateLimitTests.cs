@@ -91,7 +91,7 @@ public sealed class RateLimitTests
         var error = await E2EHelpers.AssertErrorAsync(refused, HttpStatusCode.TooManyRequests, "requests", "rate_limit_exceeded");
         Assert.Contains("requests per minute", error.Message, StringComparison.Ordinal);
         var retryAfter = int.Parse(refused.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture);
-        Assert.InRange(retryAfter, 1, 60);
+        Assert.InRange(retryAfter, 1, 61);
         foreach (var header in s_sixHeaders)
         {
             Assert.True(refused.Headers.Contains(header), header);
@@ -275,5 +275,57 @@ public sealed class RateLimitTests
         Assert.Equal(1, key["requests_without_usage"]!.GetValue<long>());
         Assert.Equal(3, usage["endpoints"]!["m"]!["requests"]!.GetValue<long>());
         hang.TrySetResult();
+    }
+}
+
+/// <summary>SPEC §14: usage above the reservation is charged, so the next request waits for it.</summary>
+public sealed class RateLimitOverrunTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task UsageAboveTheReservation_IsCharged_TheNextRequestIsRefused(bool stream)
+    {
+        await using var pool = await TestBackend.StartAsync("pool", async (context, recorded) =>
+        {
+            const string usage = """{"prompt_tokens":400,"completion_tokens":500,"total_tokens":900}""";
+            if (recorded.BodyText.Contains("\"stream\":true", StringComparison.Ordinal))
+            {
+                StartEventStream(context.Response);
+                await WriteEventAsync(context.Response, """{"choices":[{"index":0,"delta":{"content":"a"}}]}""", context.RequestAborted);
+                await WriteEventAsync(context.Response, """{"choices":[],"usage":""" + usage + "}", context.RequestAborted);
+                await WriteEventAsync(context.Response, "[DONE]", context.RequestAborted);
+                return;
+            }
+
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync("""{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}],"usage":""" + usage + "}");
+        });
+        var modelRouting = new JsonObject
+        {
+            ["Limits"] = new JsonObject { ["DefaultOutputTokens"] = 100 },
+            ["Keys"] = new JsonArray(Key("k", "sk-k", ["*"], new JsonObject { ["TokensPerMinute"] = 1000 })),
+        };
+        await using var gateway = await TestGateway.StartAsync(TestGateway.Config(
+            new Dictionary<string, string[]> { ["pool"] = [pool.Url] }, [TestGateway.Endpoint("m", "pool", isDefault: true)], modelRouting));
+        var body = stream ? StreamingChatBody("m", "hi") : E2EHelpers.Chat("m");
+
+        async Task<HttpResponseMessage> Send()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sk-k");
+            var response = await gateway.Client.SendAsync(request);
+            await response.Content.LoadIntoBufferAsync();
+            return response;
+        }
+
+        using (var first = await Send())
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+
+        using var second = await Send();
+        await E2EHelpers.AssertErrorAsync(second, HttpStatusCode.TooManyRequests, "tokens", "rate_limit_exceeded");
+        Assert.Equal("100", second.Headers.GetValues("x-ratelimit-remaining-tokens").Single());
     }
 }
