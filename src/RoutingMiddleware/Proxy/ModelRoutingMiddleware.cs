@@ -143,6 +143,7 @@ internal sealed partial class ModelRoutingMiddleware(
             }
 
             exchange.KeyId = key!.Id;
+            exchange.Grant = key.Grant;
         }
 
         var read = await RequestBodyReader.ReadAsync(context, state.MaxRequestBodyBytes);
@@ -315,7 +316,7 @@ internal sealed partial class ModelRoutingMiddleware(
             var candidates = placed ? Candidates(feature.AvailableDestinations, feature.Cluster.Config.ClusterId, tried, ref shortestCooldown) : [];
             if (candidates.Count == 0)
             {
-                if (attempts < state.MaxAttempts && NextFallback(context, state, body, decision, asked, ref nextFallback) is { } next)
+                if (attempts < state.MaxAttempts && NextFallback(context, state, body, decision, asked, exchange.Grant, ref nextFallback) is { } next)
                 {
                     (endpoint, splice) = next;
                     fallback = "failover";
@@ -340,7 +341,7 @@ internal sealed partial class ModelRoutingMiddleware(
             if (failover is not null)
             {
                 failover.Reset();
-                failover.MayRetry = attempts < state.MaxAttempts && (candidates.Count > 1 || HasFallback(state, asked, nextFallback, decision.Required));
+                failover.MayRetry = attempts < state.MaxAttempts && (candidates.Count > 1 || HasFallback(state, asked, nextFallback, decision.Required, exchange.Grant));
             }
 
             SetBody(context.Request, new ForwardedBodyStream(body, new BodyEdit(splice.CutStart, splice.CutEnd, splice.Insert), decision.UsageEdit));
@@ -443,12 +444,12 @@ internal sealed partial class ModelRoutingMiddleware(
     // The next of the asked endpoint's fallbacks that is Ready, fits the request and whose cluster YARP has:
     // the request is reassigned to it and its splice returned.
     private (ModelEndpoint Endpoint, (int CutStart, int CutEnd, byte[] Insert) Splice)? NextFallback(
-        HttpContext context, RoutingState state, PooledBody body, Decision decision, ModelEndpoint asked, ref int next)
+        HttpContext context, RoutingState state, PooledBody body, Decision decision, ModelEndpoint asked, ModelGrant? grant, ref int next)
     {
         while (next < asked.Fallbacks.Count)
         {
             var id = asked.Fallbacks[next++];
-            if (IsViableFallback(state, id, decision.Required, out var candidate)
+            if (IsViableFallback(state, id, decision.Required, grant, out var candidate)
                 && (candidate.Adapters is null || !decision.Site.Multipart)
                 && proxyState.TryGetCluster(candidate.Cluster, out var cluster)
                 && TryReassign(context, cluster))
@@ -460,11 +461,11 @@ internal sealed partial class ModelRoutingMiddleware(
         return null;
     }
 
-    private static bool HasFallback(RoutingState state, ModelEndpoint asked, int next, long required)
+    private static bool HasFallback(RoutingState state, ModelEndpoint asked, int next, long required, ModelGrant? grant)
     {
         for (var i = next; i < asked.Fallbacks.Count; i++)
         {
-            if (IsViableFallback(state, asked.Fallbacks[i], required, out _))
+            if (IsViableFallback(state, asked.Fallbacks[i], required, grant, out _))
             {
                 return true;
             }
@@ -473,8 +474,10 @@ internal sealed partial class ModelRoutingMiddleware(
         return false;
     }
 
-    private static bool IsViableFallback(RoutingState state, string id, long required, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ModelEndpoint? endpoint) =>
-        state.Router.Registry.TryGet(id, out endpoint) && endpoint.Status.IsAvailable() && required <= endpoint.MaxContextLength;
+    // A fallback the client's key may not use is no fallback for it (SPEC §14).
+    private static bool IsViableFallback(RoutingState state, string id, long required, ModelGrant? grant, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ModelEndpoint? endpoint) =>
+        state.Router.Registry.TryGet(id, out endpoint) && endpoint.Status.IsAvailable() && required <= endpoint.MaxContextLength
+        && (grant is null || grant.Allows(endpoint));
 
     // No attempt left, or every candidate destination cooling down: 503 with Retry-After when the gateway
     // knows when one comes back, else the last attempt's failure (502, or 504 for a timeout).
@@ -835,10 +838,10 @@ internal sealed partial class ModelRoutingMiddleware(
         [LoggerMessage(15, LogLevel.Warning, "No backend could serve endpoint '{Endpoint}' (cluster '{Cluster}') after {Attempts} attempt(s).", EventName = "FailoverExhausted")]
         public static partial void Exhausted(ILogger logger, string endpoint, string cluster, int attempts);
 
-        [LoggerMessage(16, LogLevel.Information, "Refused a request to {Path}: {Reason}", EventName = "ClientKeyRefused")]
+        [LoggerMessage(16, LogLevel.Debug, "Refused a request to {Path}: {Reason}", EventName = "ClientKeyRefused")]
         public static partial void KeyRefused(ILogger logger, string path, string reason);
 
-        [LoggerMessage(17, LogLevel.Information, "Rate limit reached for key '{Key}' on endpoint '{Endpoint}' ({Limit}).", EventName = "RateLimited")]
+        [LoggerMessage(17, LogLevel.Debug, "Rate limit reached for key '{Key}' on endpoint '{Endpoint}' ({Limit}).", EventName = "RateLimited")]
         public static partial void RateLimited(ILogger logger, string key, string endpoint, string limit);
 
         [LoggerMessage(12, LogLevel.Warning, "The backend for endpoint '{Endpoint}' (cluster '{Cluster}') failed: {Error}", EventName = "UpstreamFailed")]

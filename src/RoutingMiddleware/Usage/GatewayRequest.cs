@@ -43,6 +43,9 @@ public sealed class GatewayRequest
     /// <summary>Gets or sets the id of the client key the request came with, or null on an open gateway.</summary>
     public string? KeyId { get; set; }
 
+    /// <summary>Gets or sets the models the client's key may use (fallbacks included), or null on an open gateway.</summary>
+    internal Keys.ModelGrant? Grant { get; set; }
+
     /// <summary>Gets or sets the prompt-token estimate the decision was made on.</summary>
     public long EstimatedPromptTokens { get; set; }
 

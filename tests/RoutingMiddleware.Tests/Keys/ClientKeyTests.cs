@@ -229,4 +229,24 @@ public sealed class ClientKeyTests
         await E2EHelpers.PollAsync(() => Task.FromResult(host.Output), o => o.Contains("PlainClientKey", StringComparison.Ordinal) || o.Contains("'plain' is configured with its secret", StringComparison.Ordinal), "the plain-key warning");
         Assert.DoesNotContain(PlainSecret, host.Output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task FailoverFallback_ToAModelTheKeyMayNotUse_IsNotTried()
+    {
+        await using var spare = await TestBackend.StartAsync("spare", OpenAIChatResponder("spare"));
+        var dead = $"http://127.0.0.1:{E2EHelpers.ClosedLoopbackPort()}";
+        var primary = TestGateway.Endpoint("primary", "dead", isDefault: true);
+        primary["Fallbacks"] = new JsonArray("backup");
+        await using var gateway = await TestGateway.StartAsync(TestGateway.Config(
+            new Dictionary<string, string[]> { ["dead"] = [dead], ["spare"] = [spare.Url] },
+            [primary, TestGateway.Endpoint("backup", "spare")],
+            new JsonObject { ["Keys"] = new JsonArray(Key("narrow", "sk-narrow", ["primary"]), Key("wide", "sk-wide", ["*"])) }));
+
+        var e = await Assert.ThrowsAsync<ClientResultException>(() => Sdk(gateway, "sk-narrow").GetChatClient("primary").CompleteChatAsync("hello"));
+        Assert.InRange(e.Status, 502, 503);
+        Assert.Empty(spare.Requests);
+
+        ChatCompletion reply = await Sdk(gateway, "sk-wide").GetChatClient("primary").CompleteChatAsync("hello");
+        Assert.Contains("spare", reply.Content[0].Text, StringComparison.Ordinal);
+    }
 }
