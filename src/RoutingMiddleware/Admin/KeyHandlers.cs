@@ -119,8 +119,7 @@ internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage,
         });
         if (change.Error is not null)
         {
-            await (change.Status == StatusCodes.Status404NotFound ? NotFound(id) : OpenAIError.InvalidRequest(change.Error, change.Field) with { StatusCode = change.Status })
-                .WriteAsync(context);
+            await Failure(change, id).WriteAsync(context);
             return;
         }
 
@@ -145,8 +144,7 @@ internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage,
         });
         if (change.Error is not null)
         {
-            await (change.Status == StatusCodes.Status404NotFound ? NotFound(id) : OpenAIError.InvalidRequest(change.Error, change.Field) with { StatusCode = change.Status })
-                .WriteAsync(context);
+            await Failure(change, id).WriteAsync(context);
             return;
         }
 
@@ -158,6 +156,9 @@ internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage,
     public Task UsageAsync(HttpContext context) => AdminResponse.WriteAsync(context, StatusCodes.Status200OK, new UsageReport(
         usage.Keys.ToDictionary(p => p.Key, p => UsageEntry.Of(p.Value)),
         usage.Endpoints.ToDictionary(p => p.Key, p => UsageEntry.Of(p.Value))));
+
+    private static OpenAIError Failure(AdminChange change, string id) =>
+        change.Status == StatusCodes.Status404NotFound ? NotFound(id) : OpenAIError.InvalidRequest(change.Error!, change.Field) with { StatusCode = change.Status };
 
     private static OpenAIError NotFound(string id) => OpenAIError.NotFound($"There is no client key '{id}'.", "id");
 

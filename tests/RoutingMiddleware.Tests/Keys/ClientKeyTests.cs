@@ -249,4 +249,25 @@ public sealed class ClientKeyTests
         ChatCompletion reply = await Sdk(gateway, "sk-wide").GetChatClient("primary").CompleteChatAsync("hello");
         Assert.Contains("spare", reply.Content[0].Text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task PassThroughPath_WithoutAModel_NeedsAKey()
+    {
+        await using var pool = await TestBackend.StartAsync("pool");
+        var config = Deployment(pool, StandardKeys(), new JsonObject { ["PassThroughPaths"] = new JsonArray("/v1/files") });
+        await using var gateway = await TestGateway.StartAsync(config);
+
+        using (var anonymous = await gateway.Client.GetAsync("/v1/files"))
+        {
+            await E2EHelpers.AssertErrorAsync(anonymous, HttpStatusCode.Unauthorized, "invalid_request_error", "invalid_api_key");
+        }
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/files");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", TeamSecret);
+        using var keyed = await gateway.Client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, keyed.StatusCode);
+        var seen = Assert.Single(pool.Requests);
+        Assert.Equal("/v1/files", seen.Path);
+        Assert.False(seen.Headers.ContainsKey("Authorization"));
+    }
 }
