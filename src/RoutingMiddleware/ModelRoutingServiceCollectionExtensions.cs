@@ -73,9 +73,11 @@ public static class ModelRoutingServiceCollectionExtensions
         services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<ProxyConfigAppliedSignal>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ITokenCounter>(HeuristicTokenCounter.Instance);
+        services.TryAddSingleton<BackendPromptCounter>();
         services.TryAddSingleton(sp => new PromptTokenEstimator(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
-            sp.GetRequiredService<ITokenCounter>()));
+            sp.GetRequiredService<ITokenCounter>(),
+            sp.GetRequiredService<BackendPromptCounter>()));
         services.AddModelRoutingAdmin();
         services.TryAddSingleton(sp => new ModelRegistrySource(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
