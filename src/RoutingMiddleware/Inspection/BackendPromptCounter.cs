@@ -35,8 +35,8 @@ namespace ModelRouting.Inspection;
 /// memory is bounded. The whole 256-bit digest is the key: unlike the single pass's string cache (a seeded 64-bit
 /// hash, verified by comparing bytes), finding two requests with one key means finding a SHA-256 collision, and
 /// storing every counted body to compare would cost up to <c>MaxRequestBodyBytes</c> per entry. A cluster whose
-/// count failed is not asked again for <see cref="FailureBackoff"/>, so a backend without <c>/tokenize</c> costs one
-/// failed call per period, not one per request near a limit.
+/// count failed is not asked again for <see cref="FailureBackoff"/> (its cached counts still decide), so a backend
+/// without <c>/tokenize</c> costs one failed call per period, not one per request near a limit.
 /// </para>
 /// <para>Thread-safe.</para>
 /// </remarks>
@@ -64,20 +64,16 @@ internal sealed partial class BackendPromptCounter : IDisposable
 
     public void Dispose() => _cache.Dispose();
 
-    /// <summary>
-    /// Builds the <c>/tokenize</c> request for <paramref name="body"/> on <paramref name="endpoint"/>, or returns null
-    /// when the body has no such request or the endpoint's cluster recently failed to count.
-    /// </summary>
-    public BackendCountRequest? Prepare(ReadOnlySpan<byte> body, ModelEndpoint endpoint)
+    /// <summary>Builds the <c>/tokenize</c> request for <paramref name="body"/> on <paramref name="endpoint"/>, or returns null when the body has none.</summary>
+    public static BackendCountRequest? Prepare(ReadOnlySpan<byte> body, ModelEndpoint endpoint)
     {
-        if (_failedUntil.TryGetValue(endpoint.Cluster, out var until) && _time.GetTimestamp() < until)
-        {
-            return null;
-        }
-
         var tokenize = TokenizeRequestBody(body, endpoint.UpstreamModel);
         return tokenize is null ? null : new BackendCountRequest(endpoint, tokenize, KeyOf(endpoint.Cluster, tokenize));
     }
+
+    /// <summary>Returns whether <paramref name="clusterId"/> failed to count within the last <see cref="FailureBackoff"/>.</summary>
+    public bool IsBackingOff(string clusterId) =>
+        !_failedUntil.IsEmpty && _failedUntil.TryGetValue(clusterId, out var until) && _time.GetTimestamp() < until;
 
     /// <summary>Returns the engine's cached count of <paramref name="request"/>, if it has counted the same bytes before.</summary>
     public bool TryGetCached(BackendCountRequest request, out long tokens) => _cache.TryGetValue(request.Key, out tokens);

@@ -128,7 +128,7 @@ internal sealed class PromptTokenEstimator : IDisposable
         }
 
         // A count made for another endpoint (the registry changed between the two decisions) is not asked for again.
-        var request = counted is null ? _backend?.Prepare(body, endpoint) : null;
+        var request = counted is null && _backend is not null ? BackendPromptCounter.Prepare(body, endpoint) : null;
         if (request is null)
         {
             tokens = LocalWithMargin(settings, body, ranges, parsed, endpoint);
@@ -137,6 +137,12 @@ internal sealed class PromptTokenEstimator : IDisposable
 
         if (_backend!.TryGetCached(request, out tokens))
         {
+            return true;
+        }
+
+        if (_backend.IsBackingOff(endpoint.Cluster))
+        {
+            tokens = LocalWithMargin(settings, body, ranges, parsed, endpoint);
             return true;
         }
 

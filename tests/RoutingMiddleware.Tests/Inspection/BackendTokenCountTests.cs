@@ -208,6 +208,32 @@ public sealed class BackendTokenCountTests
     }
 
     [Fact]
+    public async Task AfterAFailure_CachedCountsStillDecide_NewTextsUseTheLocalCount()
+    {
+        await using var vllm = await FakeTokenizingVllm.StartAsync();
+        vllm.CharsPerToken = 10;
+        await using var gateway = await StartAsync(vllm);
+        var counted = Prose(Limit * 120 / 100);
+        using (var first = await gateway.PostRawAsync("/v1/chat/completions", Chat("small", counted)))
+        {
+            Assert.Equal(FakeTokenizingVllm.TemplateTokens + vllm.Tokens(counted), EstimatedTokens(first));
+        }
+
+        vllm.FailWith = 500;
+        var other = counted + "Another sentence. ";
+        using (var failed = await gateway.PostRawAsync("/v1/chat/completions", Chat("small", other)))
+        {
+            Assert.Equal((long)Math.Ceiling(LocalChatCount(other) * 0.75), EstimatedTokens(failed));
+        }
+
+        using var again = await gateway.PostRawAsync("/v1/chat/completions", Chat("small", counted));
+
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal(FakeTokenizingVllm.TemplateTokens + vllm.Tokens(counted), EstimatedTokens(again));
+        Assert.Equal(2, vllm.Tokenizes.Count);
+    }
+
+    [Fact]
     public async Task FarFromEveryLimit_EngineNeverAsked()
     {
         await using var vllm = await FakeTokenizingVllm.StartAsync();
