@@ -210,7 +210,11 @@ public sealed class TokenEstimationOptions
     public int CacheSize { get; set; } = 10_000;
 }
 
-/// <summary>An endpoint's <c>TokenEstimation</c> section: how that endpoint's decisions are counted.</summary>
+/// <summary>
+/// An endpoint's <c>TokenEstimation</c> section: how that endpoint's decisions are counted. A plain string value
+/// (<c>"TokenEstimation": "Backend"</c>) is read as its <see cref="Mode"/>, rather than silently ignored by the binder.
+/// </summary>
+[System.ComponentModel.TypeConverter(typeof(EndpointTokenEstimationOptionsConverter))]
 public sealed class EndpointTokenEstimationOptions
 {
     /// <summary>
@@ -219,4 +223,14 @@ public sealed class EndpointTokenEstimationOptions
     /// limit the local tokenizer counts). The single pass over the body follows the global mode. Defaults to the global mode.
     /// </summary>
     public string? Mode { get; set; }
+}
+
+/// <summary>Reads a configuration string as <see cref="EndpointTokenEstimationOptions.Mode"/> (validated with the entry).</summary>
+internal sealed class EndpointTokenEstimationOptionsConverter : System.ComponentModel.TypeConverter
+{
+    public override bool CanConvertFrom(System.ComponentModel.ITypeDescriptorContext? context, Type sourceType) =>
+        sourceType == typeof(string) || base.CanConvertFrom(context, sourceType);
+
+    public override object? ConvertFrom(System.ComponentModel.ITypeDescriptorContext? context, System.Globalization.CultureInfo? culture, object value) =>
+        value is string mode ? new EndpointTokenEstimationOptions { Mode = mode } : base.ConvertFrom(context, culture, value);
 }

@@ -81,3 +81,50 @@ public sealed class TokenEstimationModeConfigTests
         Assert.Null(q.TokenEstimationMode);
     }
 }
+
+/// <summary>The per-endpoint section binds from configuration as the global one does.</summary>
+public sealed class TokenEstimationModeBindingTests
+{
+    private static ModelRoutingOptions Bind(string json)
+    {
+        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json)))
+            .Build();
+        var options = new ModelRoutingOptions();
+        Microsoft.Extensions.Configuration.ConfigurationBinder.Bind(configuration.GetSection("ModelRouting"), options);
+        return options;
+    }
+
+    [Fact]
+    public void Bind_EndpointSection_AndGlobalTimeout()
+    {
+        var options = Bind("""
+            { "ModelRouting": {
+                "TokenEstimation": { "Mode": "Backend", "BackendTimeout": "00:00:02.5" },
+                "Endpoints": [ { "Id": "m", "Cluster": "qwen-pool", "TokenEstimation": { "Mode": "Heuristic" } } ] } }
+            """);
+
+        Assert.Equal("Backend", options.TokenEstimation.Mode);
+        Assert.Equal(TimeSpan.FromSeconds(2.5), options.TokenEstimation.BackendTimeout);
+        Assert.Equal("Heuristic", options.Endpoints[0].TokenEstimation?.Mode);
+    }
+
+    [Theory]
+    [InlineData("Backend")]
+    [InlineData("Bakend")]
+    public void Bind_EndpointSectionAsAString_IsItsMode_ValidatedLikeIt(string mode)
+    {
+        var options = Bind($$"""{ "ModelRouting": { "Endpoints": [ { "Id": "m", "Cluster": "qwen-pool", "TokenEstimation": "{{mode}}" } ] } }""");
+
+        Assert.Equal(mode, options.Endpoints[0].TokenEstimation?.Mode);
+        var errors = ModelRegistryFactory.Build(options, ConfigTestData.Clusters, previous: null, new ManualTimeProvider()).Errors;
+        if (mode == "Backend")
+        {
+            Assert.Empty(errors);
+        }
+        else
+        {
+            Assert.Equal("ModelRouting:Endpoints[0] ('m'): TokenEstimation:Mode 'Bakend' is not one of Heuristic, Tiktoken, Backend", Assert.Single(errors));
+        }
+    }
+}
