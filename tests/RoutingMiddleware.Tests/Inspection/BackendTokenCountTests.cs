@@ -43,9 +43,9 @@ public sealed class BackendTokenCountTests
         (model is null ? "{" : "{\"model\":" + JsonSerializer.Serialize(model) + ",")
         + "\"messages\":[{\"role\":\"user\",\"content\":" + JsonSerializer.Serialize(content) + "}]" + extra + "}";
 
-    private static JsonObject Endpoint(string id, int limit, bool isDefault = false, string? mode = null)
+    private static JsonObject Endpoint(string id, int limit, bool isDefault = false, string? mode = null, string upstream = Upstream)
     {
-        var node = TestGateway.Endpoint(id, "vllm", limit, isDefault, upstream: Upstream);
+        var node = TestGateway.Endpoint(id, "vllm", limit, isDefault, upstream: upstream);
         if (mode is not null)
         {
             node["TokenEstimation"] = new JsonObject { ["Mode"] = mode };
@@ -176,6 +176,21 @@ public sealed class BackendTokenCountTests
 
         using var third = await gateway.PostRawAsync("/v1/chat/completions", Chat("small", content + "!"));
         Assert.Equal(2, vllm.Tokenizes.Count);
+    }
+
+    [Fact]
+    public async Task SameBytesForAnotherUpstreamModel_CountedAgain()
+    {
+        await using var vllm = await FakeTokenizingVllm.StartAsync();
+        vllm.CharsPerToken = 10;
+        await using var gateway = await StartAsync(vllm, endpoints: [Endpoint("small", Limit, isDefault: true), Endpoint("other", Limit, upstream: "meta-llama/Llama-3.1-8B")]);
+        var content = Prose(Limit);
+
+        using var first = await gateway.PostRawAsync("/v1/chat/completions", Chat("small", content));
+        using var second = await gateway.PostRawAsync("/v1/chat/completions", Chat("other", content));
+
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(new[] { Upstream, "meta-llama/Llama-3.1-8B" }, vllm.Tokenizes.Select(r => r.Model ?? "").ToArray());
     }
 
     [Theory]
