@@ -8,8 +8,9 @@ using ModelRouting.Routing;
 namespace ModelRouting.Inspection;
 
 /// <summary>
-/// Chooses how prompt tokens are counted (SPEC §6): the counter used during the single pass (Heuristic,
-/// or Tiktoken in exact mode), and the exact recount of a decision the heuristic's error could flip.
+/// Chooses how prompt tokens are counted (SPEC §6, §18): the counter used during the single pass (Heuristic,
+/// or Tiktoken in exact mode), and the exact recount of a decision the heuristic's error could flip, by the local
+/// tokenizer or, in Backend mode, by the endpoint's serving engine (<see cref="BackendPromptCounter"/>).
 /// </summary>
 /// <remarks>Thread-safe.</remarks>
 internal sealed class PromptTokenEstimator : IDisposable
