@@ -51,6 +51,7 @@ internal sealed partial class BackendPromptCounter : IDisposable
     private readonly ILogger<BackendPromptCounter> _logger;
     private readonly MemoryCache _cache;
     private readonly ConcurrentDictionary<string, long> _failedUntil = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<CountKey, Task<long?>> _inFlight = new();
 
     public BackendPromptCounter(
         IProxyStateLookup proxy, BackendClient client, IOptionsMonitor<ModelRoutingOptions> options, TimeProvider time, ILogger<BackendPromptCounter> logger)
@@ -80,12 +81,35 @@ internal sealed partial class BackendPromptCounter : IDisposable
 
     /// <summary>
     /// Asks the endpoint's serving engine to count; returns its count, or a result without one when no destination is
-    /// available, the call fails or it takes longer than <paramref name="timeout"/>. Never throws for those.
+    /// available, the call fails or it takes longer than <paramref name="timeout"/>. Requests counting the same bytes at
+    /// the same time share one call, which the abort of one of them does not cancel. Never throws for those.
     /// </summary>
     public async Task<BackendPromptCount> CountAsync(BackendCountRequest request, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        var call = new TaskCompletionSource<long?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var shared = _inFlight.GetOrAdd(request.Key, call.Task);
+        if (shared == call.Task)
+        {
+            _ = CallAsync(request, timeout, call);
+        }
+
+        try
+        {
+            return new BackendPromptCount(request, await shared.WaitAsync(cancellationToken));
+        }
+        catch (OperationCanceledException)
+        {
+            return new BackendPromptCount(request, null);
+        }
+    }
+
+    // One /tokenize call; the count is cached before the call stops being in flight, so a request that arrives
+    // meanwhile finds one or the other.
+    private async Task CallAsync(BackendCountRequest request, TimeSpan timeout, TaskCompletionSource<long?> call)
+    {
         var endpoint = request.Endpoint;
-        string? failure;
+        long? count = null;
+        string? failure = null;
         try
         {
             if (!_proxy.TryGetCluster(endpoint.Cluster, out var cluster) || cluster.DestinationsState.AvailableDestinations is not { Count: > 0 } available)
@@ -97,36 +121,33 @@ internal sealed partial class BackendPromptCounter : IDisposable
                 var destination = available[available.Count == 1 ? 0 : Random.Shared.Next(available.Count)];
                 using var content = new ByteArrayContent(request.Body);
                 content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                using var response = await _client.SendAsync(cluster, destination, HttpMethod.Post, "tokenize", content, timeout, cancellationToken);
-                var answer = await response.Content.ReadAsByteArrayAsync(cancellationToken);
-                if (!response.IsSuccessStatusCode)
-                {
-                    failure = $"{destination.Model.Config.Address} answered {(int)response.StatusCode}";
-                }
-                else if (ReadCount(answer) is { } count)
-                {
-                    _cache.Set(request.Key, count, new MemoryCacheEntryOptions { Size = 1 });
-                    Log.Counted(_logger, endpoint.Id.Value, endpoint.Cluster, count);
-                    return new BackendPromptCount(request, count);
-                }
-                else
-                {
-                    failure = $"{destination.Model.Config.Address} answered without a count";
-                }
+                using var response = await _client.SendAsync(cluster, destination, HttpMethod.Post, "tokenize", content, timeout, CancellationToken.None);
+                count = response.IsSuccessStatusCode ? ReadCount(await response.Content.ReadAsByteArrayAsync()) : null;
+                failure = count is not null ? null
+                    : response.IsSuccessStatusCode ? $"{destination.Model.Config.Address} answered without a count"
+                    : $"{destination.Model.Config.Address} answered {(int)response.StatusCode}";
             }
         }
-        catch (Exception e) when (e is HttpRequestException or TimeoutException or OperationCanceledException)
+        catch (Exception e) when (e is HttpRequestException or TimeoutException or OperationCanceledException or InvalidOperationException)
         {
-            failure = e is OperationCanceledException ? "the request was aborted" : e.Message;
+            failure = e.Message;
         }
-
-        if (!cancellationToken.IsCancellationRequested)
+        finally
         {
-            _failedUntil[endpoint.Cluster] = _time.GetTimestamp() + (long)(FailureBackoff.TotalSeconds * _time.TimestampFrequency);
-            Log.CountFailed(_logger, endpoint.Id.Value, endpoint.Cluster, LogValue.Sanitize(failure), (int)FailureBackoff.TotalSeconds);
-        }
+            if (count is { } tokens)
+            {
+                _cache.Set(request.Key, tokens, new MemoryCacheEntryOptions { Size = 1 });
+                Log.Counted(_logger, endpoint.Id.Value, endpoint.Cluster, tokens);
+            }
+            else
+            {
+                _failedUntil[endpoint.Cluster] = _time.GetTimestamp() + (long)(FailureBackoff.TotalSeconds * _time.TimestampFrequency);
+                Log.CountFailed(_logger, endpoint.Id.Value, endpoint.Cluster, LogValue.Sanitize(failure), (int)FailureBackoff.TotalSeconds);
+            }
 
-        return new BackendPromptCount(request, null);
+            _inFlight.TryRemove(new KeyValuePair<CountKey, Task<long?>>(request.Key, call.Task));
+            call.TrySetResult(count);
+        }
     }
 
     /// <summary>Reads <c>count</c> from a <c>/tokenize</c> answer (<c>{"count": N, "max_model_len": M, "tokens": […]}</c>).</summary>

@@ -179,6 +179,25 @@ public sealed class BackendTokenCountTests
     }
 
     [Fact]
+    public async Task SameBytesAtTheSameTime_ShareOneCall()
+    {
+        await using var vllm = await FakeTokenizingVllm.StartAsync();
+        vllm.CharsPerToken = 10;
+        vllm.Delay = TimeSpan.FromMilliseconds(400);
+        await using var gateway = await StartAsync(vllm, timeout: "00:00:05");
+        var content = Prose(Limit);
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => gateway.PostRawAsync("/v1/chat/completions", Chat("small", content))));
+
+        Assert.All(responses, r => Assert.Equal(FakeTokenizingVllm.TemplateTokens + vllm.Tokens(content), EstimatedTokens(r)));
+        Assert.Single(vllm.Tokenizes);
+        foreach (var response in responses)
+        {
+            response.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task SameBytesForAnotherUpstreamModel_CountedAgain()
     {
         await using var vllm = await FakeTokenizingVllm.StartAsync();
