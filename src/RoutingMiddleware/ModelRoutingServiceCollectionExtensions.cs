@@ -76,9 +76,11 @@ public static class ModelRoutingServiceCollectionExtensions
         services.TryAddSingleton<IQuotaStore>(sp => new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<UsageLedger>();
         services.TryAddSingleton<ITokenCounter>(HeuristicTokenCounter.Instance);
+        services.TryAddSingleton<BackendPromptCounter>();
         services.TryAddSingleton(sp => new PromptTokenEstimator(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),
-            sp.GetRequiredService<ITokenCounter>()));
+            sp.GetRequiredService<ITokenCounter>(),
+            sp.GetRequiredService<BackendPromptCounter>()));
         services.AddModelRoutingAdmin();
         services.TryAddSingleton(sp => new ModelRegistrySource(
             sp.GetRequiredService<IOptionsMonitor<ModelRoutingOptions>>(),

@@ -38,6 +38,19 @@ internal static class ModelEndpointValidator
             Fail("TokenEncoding", $"TokenEncoding '{entry.TokenEncoding}' is not one of {string.Join(", ", TiktokenTokenCounter.SupportedEncodings)}");
         }
 
+        TokenEstimationMode? mode = null;
+        if (entry.TokenEstimation?.Mode is { } modeName)
+        {
+            if (TokenEstimationModes.TryParse(modeName, out var parsed))
+            {
+                mode = parsed;
+            }
+            else
+            {
+                Fail("TokenEstimation", $"TokenEstimation:Mode '{modeName}' is not one of {TokenEstimationModes.Names}");
+            }
+        }
+
         if (entry.MaxContextLength is <= 0)
         {
             Fail("MaxContextLength", $"MaxContextLength must be positive, got {entry.MaxContextLength}");
@@ -106,6 +119,7 @@ internal static class ModelEndpointValidator
             Description = entry.Description ?? "",
             Aliases = entry.Aliases?.ToArray() ?? [],
             TokenEncoding = string.IsNullOrWhiteSpace(entry.TokenEncoding) ? null : entry.TokenEncoding,
+            TokenEstimationMode = mode,
             Fallbacks = entry.Fallbacks?.Distinct(StringComparer.Ordinal).ToArray() ?? [],
         };
     }

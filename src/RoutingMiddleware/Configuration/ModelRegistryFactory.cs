@@ -61,9 +61,14 @@ public static class ModelRegistryFactory
         }
 
         var estimation = options.TokenEstimation;
-        if (!string.Equals(estimation.Mode, "Heuristic", StringComparison.OrdinalIgnoreCase) && !string.Equals(estimation.Mode, "Tiktoken", StringComparison.OrdinalIgnoreCase))
+        if (!TokenEstimationModes.TryParse(estimation.Mode, out _))
         {
-            errors.Add($"ModelRouting:TokenEstimation:Mode: '{estimation.Mode}' is not one of Heuristic, Tiktoken");
+            errors.Add($"ModelRouting:TokenEstimation:Mode: '{estimation.Mode}' is not one of {TokenEstimationModes.Names}");
+        }
+
+        if (estimation.BackendTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"ModelRouting:TokenEstimation:BackendTimeout: must be positive, got {estimation.BackendTimeout}");
         }
 
         if (!IsSupportedEncoding(estimation.Encoding))

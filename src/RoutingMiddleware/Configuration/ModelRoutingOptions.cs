@@ -162,6 +162,12 @@ public sealed class ModelEndpointOptions
     public string? TokenEncoding { get; set; }
 
     /// <summary>
+    /// Gets or sets how this endpoint's decisions are counted (overrides <c>ModelRouting:TokenEstimation:Mode</c> for
+    /// them, SPEC §18). Defaults to the global settings.
+    /// </summary>
+    public EndpointTokenEstimationOptions? TokenEstimation { get; set; }
+
+    /// <summary>
     /// Gets or sets the endpoint ids tried in order when this endpoint's backends fail before a response
     /// starts (SPEC §13); only those Ready and large enough for the request are tried. Defaults to none.
     /// </summary>
@@ -181,11 +187,24 @@ public sealed class AdapterOptions
     public double Weight { get; set; } = 1;
 }
 
-/// <summary>How prompt tokens are estimated (SPEC §6).</summary>
+/// <summary>How prompt tokens are estimated (SPEC §6, §18).</summary>
 public sealed class TokenEstimationOptions
 {
-    /// <summary>Gets or sets the mode: <c>Heuristic</c> (default) or <c>Tiktoken</c>.</summary>
+    /// <summary>The default <see cref="BackendTimeout"/>: 1 second.</summary>
+    public static readonly TimeSpan DefaultBackendTimeout = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Gets or sets the mode: <c>Heuristic</c> (default), <c>Tiktoken</c> (every request counted exactly with
+    /// <see cref="Encoding"/>) or <c>Backend</c> (the heuristic, and near a limit the endpoint's serving engine counts
+    /// with <c>POST /tokenize</c>).
+    /// </summary>
     public string Mode { get; set; } = "Heuristic";
+
+    /// <summary>
+    /// Gets or sets how long Backend mode waits for a serving engine's <c>POST /tokenize</c> before deciding on the local
+    /// count. Defaults to 1 second.
+    /// </summary>
+    public TimeSpan BackendTimeout { get; set; } = DefaultBackendTimeout;
 
     /// <summary>Gets or sets the tiktoken encoding for exact counts. Defaults to <c>o200k_base</c>.</summary>
     public string Encoding { get; set; } = "o200k_base";
@@ -201,4 +220,29 @@ public sealed class TokenEstimationOptions
 
     /// <summary>Gets or sets the size limit (in cached texts) of the exact-count cache. Defaults to 10,000.</summary>
     public int CacheSize { get; set; } = 10_000;
+}
+
+/// <summary>
+/// An endpoint's <c>TokenEstimation</c> section: how that endpoint's decisions are counted. A plain string value
+/// (<c>"TokenEstimation": "Backend"</c>) is read as its <see cref="Mode"/>, rather than silently ignored by the binder.
+/// </summary>
+[System.ComponentModel.TypeConverter(typeof(EndpointTokenEstimationOptionsConverter))]
+public sealed class EndpointTokenEstimationOptions
+{
+    /// <summary>
+    /// Gets or sets the mode for decisions about this endpoint: <c>Backend</c> (near a limit its serving engine counts),
+    /// <c>Tiktoken</c> (every decision on an exact local count with the endpoint's encoding) or <c>Heuristic</c> (near a
+    /// limit the local tokenizer counts). The single pass over the body follows the global mode. Defaults to the global mode.
+    /// </summary>
+    public string? Mode { get; set; }
+}
+
+/// <summary>Reads a configuration string as <see cref="EndpointTokenEstimationOptions.Mode"/> (validated with the entry).</summary>
+internal sealed class EndpointTokenEstimationOptionsConverter : System.ComponentModel.TypeConverter
+{
+    public override bool CanConvertFrom(System.ComponentModel.ITypeDescriptorContext? context, Type sourceType) =>
+        sourceType == typeof(string) || base.CanConvertFrom(context, sourceType);
+
+    public override object? ConvertFrom(System.ComponentModel.ITypeDescriptorContext? context, System.Globalization.CultureInfo? culture, object value) =>
+        value is string mode ? new EndpointTokenEstimationOptions { Mode = mode } : base.ConvertFrom(context, culture, value);
 }

@@ -8,11 +8,10 @@ namespace ModelRouting.Inspection;
 /// an estimate near a limit is decided on this count.
 /// </summary>
 /// <remarks>
-/// <see cref="PromptTokenEstimator.ExactCounterFor"/> chooses the counter per endpoint; today that is always
-/// <see cref="LocalExactPromptCounter"/> (the endpoint's tiktoken encoding). <c>TokenEstimation:Mode: Backend</c>
-/// (planned, not yet available) would add one that asks the endpoint's serving engine (<c>POST /tokenize</c>);
-/// being an HTTP call, it will need an asynchronous path through the middleware's decision. Implementations must be
-/// thread-safe.
+/// <see cref="PromptTokenEstimator.ExactCounterFor"/> chooses the local counter per endpoint
+/// (<see cref="LocalExactPromptCounter"/>, the endpoint's tiktoken encoding). Backend mode's count is an HTTP call, so it
+/// is not one of these: <see cref="PromptTokenEstimator.TryCountExactly"/> hands the request path a
+/// <see cref="BackendCountRequest"/> to await (<see cref="BackendPromptCounter"/>). Implementations must be thread-safe.
 /// </remarks>
 internal interface IExactPromptCounter
 {

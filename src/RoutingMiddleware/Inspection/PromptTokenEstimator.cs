@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 using ModelRouting.Configuration;
@@ -7,8 +8,9 @@ using ModelRouting.Routing;
 namespace ModelRouting.Inspection;
 
 /// <summary>
-/// Chooses how prompt tokens are counted (SPEC §6): the counter used during the single pass (Heuristic,
-/// or Tiktoken in exact mode), and the exact recount of a decision the heuristic's error could flip.
+/// Chooses how prompt tokens are counted (SPEC §6, §18): the counter used during the single pass (Heuristic,
+/// or Tiktoken in exact mode), and the exact recount of a decision the heuristic's error could flip, by the local
+/// tokenizer or, in Backend mode, by the endpoint's serving engine (<see cref="BackendPromptCounter"/>).
 /// </summary>
 /// <remarks>Thread-safe.</remarks>
 internal sealed class PromptTokenEstimator : IDisposable
@@ -16,10 +18,16 @@ internal sealed class PromptTokenEstimator : IDisposable
     private readonly MemoryCache _cache;
     private readonly LocalExactPromptCounter _local;
 
-    /// <summary>Creates the estimator; exact counts share one cache bounded by <c>TokenEstimation:CacheSize</c> entries.</summary>
-    public PromptTokenEstimator(IOptionsMonitor<ModelRoutingOptions> options, ITokenCounter heuristic)
+    private readonly BackendPromptCounter? _backend;
+
+    /// <summary>
+    /// Creates the estimator; exact counts share one cache bounded by <c>TokenEstimation:CacheSize</c> entries. Without
+    /// <paramref name="backend"/>, Backend mode decides on the local count with the margin, as when a count fails.
+    /// </summary>
+    public PromptTokenEstimator(IOptionsMonitor<ModelRoutingOptions> options, ITokenCounter heuristic, BackendPromptCounter? backend = null)
     {
         Heuristic = heuristic;
+        _backend = backend;
 
         // Least recently used entries beyond the size limit are compacted away (each count has Size 1).
         _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = Math.Max(1, options.CurrentValue.TokenEstimation.CacheSize) });
@@ -56,7 +64,9 @@ internal sealed class PromptTokenEstimator : IDisposable
     /// Returns whether the decision must be made again on an exact count: a context refusal or a context fallback
     /// always (SPEC §18: an over-estimate must not refuse or re-route a request that fits), and otherwise an
     /// estimate close enough to a context limit that its error could flip the decision (within the configured
-    /// margin of the requested, or default, endpoint's limit or of the fallback's).
+    /// margin of the requested, or default, endpoint's limit or of the fallback's). The deciding endpoint's own
+    /// <c>TokenEstimation:Mode</c> wins over the global one: <c>Tiktoken</c> always counts exactly, <c>Backend</c> and
+    /// <c>Heuristic</c> near a limit.
     /// </summary>
     /// <param name="settings">The validated settings in force.</param>
     /// <param name="result">The decision made on the pass's count.</param>
@@ -64,11 +74,14 @@ internal sealed class PromptTokenEstimator : IDisposable
     /// <param name="required">The tokens the decision assumed.</param>
     public static bool ShouldCountExactly(TokenEstimationOptions settings, RouteResult result, ModelEndpoint? asked, long required)
     {
-        if (IsTiktokenMode(settings))
+        var deciding = result.Endpoint ?? asked;
+        var passIsExact = IsTiktokenMode(settings);
+        var mode = deciding?.TokenEstimationMode;
+        if (mode == TokenEstimationMode.Tiktoken || (passIsExact && mode != TokenEstimationMode.Backend))
         {
-            // Exact already, unless the endpoint deciding counts with another encoding than the global one.
-            var deciding = result.Endpoint ?? asked;
-            return deciding?.TokenEncoding is { } encoding && !string.Equals(encoding, settings.Encoding, StringComparison.OrdinalIgnoreCase);
+            // Exact already, unless the pass was the heuristic or the endpoint deciding counts with another encoding.
+            return !passIsExact
+                || (deciding?.TokenEncoding is { } encoding && !string.Equals(encoding, settings.Encoding, StringComparison.OrdinalIgnoreCase));
         }
 
         if (result.IsContextFallback || result.Error?.Kind == RoutingErrorKind.ContextTooLong)
@@ -88,14 +101,71 @@ internal sealed class PromptTokenEstimator : IDisposable
     private static bool IsNear(ModelEndpoint? endpoint, long required, double margin) =>
         endpoint is not null && Math.Abs(required - endpoint.MaxContextLength) <= margin * endpoint.MaxContextLength;
 
-    /// <summary>Counts the prompt exactly for <paramref name="endpoint"/> from the ranges the single pass recorded; no second parse.</summary>
+    /// <summary>Counts the prompt exactly for <paramref name="endpoint"/> with the local tokenizer, from the ranges the single pass recorded; no second parse.</summary>
     public long CountExactly(TokenEstimationOptions settings, ReadOnlySpan<byte> body, ReadOnlySpan<TextRange> ranges, in ParsedRequest parsed, ModelEndpoint? endpoint) =>
         ExactCounterFor(settings, endpoint).CountPrompt(settings, body, ranges, parsed, endpoint);
 
     /// <summary>
-    /// Chooses the exact counter that decides for <paramref name="endpoint"/>: the local tokenizer in every mode
-    /// available today. The seam for <c>TokenEstimation:Mode: Backend</c> (planned), whose counter would ask the
-    /// endpoint's serving engine and fall back to this one with the margin applied.
+    /// Counts the prompt exactly for <paramref name="endpoint"/>, or returns false with the <c>/tokenize</c> call to
+    /// make first when the endpoint counts in Backend mode and its engine has not counted these bytes: the caller
+    /// awaits <see cref="CountOnBackendAsync"/> and decides again with its result as <paramref name="counted"/>. A count
+    /// the engine could not make, or a body with no <c>/tokenize</c> request, is the local count with the margin applied.
     /// </summary>
+    public bool TryCountExactly(
+        TokenEstimationOptions settings, ReadOnlySpan<byte> body, ReadOnlySpan<TextRange> ranges, in ParsedRequest parsed, ModelEndpoint? endpoint,
+        BackendPromptCount? counted, out long tokens, [NotNullWhen(false)] out BackendCountRequest? pending)
+    {
+        pending = null;
+        if (endpoint is null || (endpoint.TokenEstimationMode ?? TokenEstimationModes.Of(settings)) != TokenEstimationMode.Backend)
+        {
+            tokens = CountExactly(settings, body, ranges, parsed, endpoint);
+            return true;
+        }
+
+        if (counted is not null && counted.Request.IsFor(endpoint))
+        {
+            tokens = counted.Tokens ?? LocalWithMargin(settings, body, ranges, parsed, endpoint);
+            return true;
+        }
+
+        // A count made for another endpoint (the registry changed between the two decisions) is not asked for again.
+        var request = counted is null && _backend is not null ? BackendPromptCounter.Prepare(body, endpoint) : null;
+        if (request is null)
+        {
+            tokens = LocalWithMargin(settings, body, ranges, parsed, endpoint);
+            return true;
+        }
+
+        if (_backend!.TryGetCached(request, out tokens))
+        {
+            return true;
+        }
+
+        if (_backend.IsBackingOff(endpoint.Cluster))
+        {
+            tokens = LocalWithMargin(settings, body, ranges, parsed, endpoint);
+            return true;
+        }
+
+        pending = request;
+        return false;
+    }
+
+    /// <summary>Asks the endpoint's serving engine to count (Backend mode, SPEC §18), within <c>TokenEstimation:BackendTimeout</c>.</summary>
+    public Task<BackendPromptCount> CountOnBackendAsync(BackendCountRequest request, TokenEstimationOptions settings, CancellationToken cancellationToken) =>
+        _backend!.CountAsync(request, settings.BackendTimeout, cancellationToken);
+
+    /// <summary>
+    /// The local exact count when the engine's is missing, lowered by the margin: the serving model's tokenizer is not
+    /// the local one, so only a request that exceeds a limit by more than the margin is refused or re-routed by the
+    /// gateway, and one nearer the limit is left to the engine, which refuses it itself if it does not fit.
+    /// </summary>
+    private long LocalWithMargin(TokenEstimationOptions settings, ReadOnlySpan<byte> body, ReadOnlySpan<TextRange> ranges, in ParsedRequest parsed, ModelEndpoint endpoint)
+    {
+        var local = CountExactly(settings, body, ranges, parsed, endpoint);
+        return (long)Math.Ceiling(local * (1 - Math.Clamp(settings.ExactCountMargin, 0, 1)));
+    }
+
+    /// <summary>Chooses the local exact counter for <paramref name="endpoint"/> (the endpoint's tiktoken encoding, else the global one).</summary>
     public IExactPromptCounter ExactCounterFor(TokenEstimationOptions settings, ModelEndpoint? endpoint) => _local;
 }

@@ -166,6 +166,13 @@ internal sealed partial class ModelRoutingMiddleware(
         for (var attempt = 0; ; attempt++)
         {
             decision = boundary is null ? Decide(body.Span, state, passThrough, exchange.Operation, key?.Grant) : DecideMultipart(body.Span, boundary, state, key?.Grant);
+            if (decision.Pending is { } pending)
+            {
+                // Backend mode near a limit (SPEC §18): the endpoint's engine counts, and the decision is made again on its count.
+                var counted = await estimator.CountOnBackendAsync(pending, state.TokenEstimation, context.RequestAborted);
+                decision = Decide(body.Span, state, passThrough, exchange.Operation, key?.Grant, counted);
+            }
+
             if (decision.Error is not null || decision.Endpoint is null)
             {
                 break;
@@ -603,7 +610,7 @@ internal sealed partial class ModelRoutingMiddleware(
         return new(endpoint, 0, 0, false, cutStart, cutEnd, insert, site);
     }
 
-    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough, GenAIOperation operation, ModelGrant? grant)
+    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough, GenAIOperation operation, ModelGrant? grant, BackendPromptCount? counted = null)
     {
         using var text = new PromptText();
         var (counter, cache) = estimator.Pass(state.TokenEstimation);
@@ -645,9 +652,18 @@ internal sealed partial class ModelRoutingMiddleware(
             // The endpoint the client named (or the default): the routed one unless a fallback or an error came of it.
             var asked = result.Succeeded && !result.IsContextFallback ? result.Endpoint
                 : parsed.ModelIsString ? router.Registry.Resolve(name) : router.Registry.DefaultEndpoint;
+            if (grant is not null && asked is not null && !grant.Allows(asked))
+            {
+                return new(OpenAIError.ModelNotFound(parsed.ModelIsString ? name.ToString() : asked.Id.Value)); // before any count is spent on it
+            }
+
             if (PromptTokenEstimator.ShouldCountExactly(state.TokenEstimation, result, asked, prompt + parsed.OutputTokens))
             {
-                prompt = estimator.CountExactly(state.TokenEstimation, body, text.Ranges, parsed, result.Endpoint ?? asked);
+                if (!estimator.TryCountExactly(state.TokenEstimation, body, text.Ranges, parsed, result.Endpoint ?? asked, counted, out prompt, out var pending))
+                {
+                    return new(null, 0, 0, false, 0, 0, [], default, Pending: pending);
+                }
+
                 result = router.RouteForContext(name, parsed.ModelIsString, prompt + parsed.OutputTokens);
             }
 
@@ -797,7 +813,8 @@ internal sealed partial class ModelRoutingMiddleware(
     }
 
     private readonly record struct Decision(
-        ModelEndpoint? Endpoint, long PromptTokens, long Required, bool IsFallback, int CutStart, int CutEnd, byte[] Insert, SpliceSite Site, OpenAIError? Error = null)
+        ModelEndpoint? Endpoint, long PromptTokens, long Required, bool IsFallback, int CutStart, int CutEnd, byte[] Insert, SpliceSite Site, OpenAIError? Error = null,
+        BackendCountRequest? Pending = null)
     {
         public Decision(OpenAIError error)
             : this(null, 0, 0, false, 0, 0, [], default, error)

@@ -60,6 +60,9 @@ public sealed record ModelEndpoint
     /// <summary>Gets the tiktoken encoding for exact counts on this endpoint; null uses the global one.</summary>
     public string? TokenEncoding { get; init; }
 
+    /// <summary>Gets how decisions about this endpoint are counted (<c>TokenEstimation:Mode</c>); null follows the global mode.</summary>
+    internal Configuration.TokenEstimationMode? TokenEstimationMode { get; init; }
+
     /// <summary>Gets the endpoint ids tried in order when this endpoint's backends fail before a response starts.</summary>
     public IReadOnlyList<string> Fallbacks { get; init; } = [];
 

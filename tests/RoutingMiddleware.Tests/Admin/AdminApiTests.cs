@@ -172,6 +172,7 @@ public sealed class AdminApiTests : IAsyncLifetime, IDisposable
         { """{"Cluster":"pool","Adapter":" "}""", "Adapter", [] },
         { """{"Cluster":"pool","Adapters":[{"Name":"a","Weight":-1}]}""", "Adapters", [] },
         { """{"Cluster":"pool","TokenEncoding":"p50k"}""", "TokenEncoding", ["p50k"] },
+        { """{"Cluster":"pool","TokenEstimation":{"Mode":"Exact"}}""", "TokenEstimation", ["Exact", "Backend"] },
         { """{"Cluster":"pool","Aliases":["gpt"]}""", "Aliases", ["gpt", "base"] },
         { """{"Cluster":"pool","Aliases":["base"]}""", "Aliases", ["base"] },
         { """{"Cluster":"pool","Aliases":[""]}""", "Aliases", ["non-empty"] },
