@@ -49,6 +49,9 @@ public sealed class ModelRoutingOptions
     /// credential sent to that cluster. Defaults to none.
     /// </summary>
     public Dictionary<string, BackendOptions> Backends { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Gets or sets the weights and metrics scraping of the <c>ModelAware</c> load-balancing policy (SPEC §17).</summary>
+    public Balancing.ModelAwareOptions LoadBalancing { get; set; } = new();
 }
 
 /// <summary>The <c>ModelRouting:Admin</c> section: the runtime admin API, the management listener and where changes are kept.</summary>
