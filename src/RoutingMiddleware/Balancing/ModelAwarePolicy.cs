@@ -16,7 +16,8 @@ namespace ModelRouting.Balancing;
 /// <item>tokens: <c>1 − inFlight / (max inFlight + this request's tokens)</c>, the gateway's own count;</item>
 /// <item>queue: <c>1 − waiting / (max waiting + 1)</c>; kv: <c>1 − KV-cache use</c>, both scraped.</item>
 /// </list>
-/// Scraped signals fade with their age (<see cref="ModelAwareState.Freshness"/>); with none, the policy is
+/// Scraped signals fade with their age (<see cref="ModelAwareState.Freshness"/>) towards a neutral 0.5 (so a
+/// destination without metrics is neither preferred nor avoided); with none, the policy is
 /// least-outstanding-tokens plus the gateway's own prefix and adapter hints. Ties go to a random one of them.
 /// </summary>
 /// <remarks>Thread-safe; allocation-free per pick except the feature of a request the middleware did not describe.</remarks>
@@ -25,7 +26,7 @@ internal sealed class ModelAwarePolicy(ModelAwareState state) : ILoadBalancingPo
     /// <summary>The policy's name in a cluster's <c>LoadBalancingPolicy</c>.</summary>
     public const string PolicyName = "ModelAware";
 
-    private const int StackCandidates = 64;
+    private const double Neutral = 0.5;
 
     [ThreadStatic]
     private static DestinationSignals[]? t_signals;
@@ -97,9 +98,10 @@ internal sealed class ModelAwarePolicy(ModelAwareState state) : ILoadBalancingPo
             }
 
             var adapterLoaded = request.Adapter is not null && (adapterHint & (1UL << candidate.Index)) != 0;
+            var freshness = 0.0;
             if (candidate.Metrics is { } snapshot)
             {
-                var freshness = ModelAwareState.Freshness(state.Time.GetElapsedTime(snapshot.Timestamp, now), options);
+                freshness = ModelAwareState.Freshness(state.Time.GetElapsedTime(snapshot.Timestamp, now), options);
                 if (freshness > 0)
                 {
                     var metrics = snapshot.Metrics;
@@ -107,6 +109,9 @@ internal sealed class ModelAwarePolicy(ModelAwareState state) : ILoadBalancingPo
                     adapterLoaded = adapterLoaded || (request.Adapter is not null && metrics.HasAdapter(request.Adapter));
                 }
             }
+
+            // What the metrics do not say counts as half: unknown is neither better nor worse than the middle.
+            score += (1 - freshness) * Neutral * (options.QueueWeight + options.KvCacheWeight);
 
             if (adapterLoaded)
             {
