@@ -19,7 +19,7 @@ internal sealed class DestinationSignals(int index)
     /// <summary>Gets the last good scrape, or null.</summary>
     public MetricsSnapshot? Metrics => Volatile.Read(ref _metrics);
 
-    /// <summary>Gets or sets the last scrape failure logged, so each kind of failure is logged once until a scrape succeeds.</summary>
+    /// <summary>Gets or sets the last scrape failure logged, so a failing destination is logged once until a scrape succeeds.</summary>
     public string? LoggedFailure { get; set; }
 
     public void AddInFlight(long tokens) => Interlocked.Add(ref _inFlightTokens, tokens);

@@ -11,8 +11,8 @@ namespace ModelRouting.Balancing;
 /// Scrapes the Prometheus <c>/metrics</c> page of every destination of every cluster that balances with
 /// <c>ModelAware</c>, in the background, all destinations at once every <see cref="ModelAwareOptions.ScrapeInterval"/>.
 /// A page that is missing, slow, larger than <see cref="ModelAwareOptions.MaxMetricsBytes"/>, malformed or not
-/// vLLM's leaves the destination on the gateway's own signals (logged once per failure until a scrape succeeds).
-/// Never on the request path.
+/// vLLM's leaves the destination on the gateway's own signals (logged once, then not again until a scrape has succeeded).
+/// Never on the request path. A round waits for its slowest scrape (at most <see cref="ModelAwareOptions.ScrapeTimeout"/>).
 /// </summary>
 internal sealed partial class MetricsScraper(ModelAwareState state, IProxyStateLookup proxy, ILogger<MetricsScraper> logger) : BackgroundService
 {
@@ -178,7 +178,7 @@ internal sealed partial class MetricsScraper(ModelAwareState state, IProxyStateL
         }
 
         // The last good snapshot stays and fades with its age (ModelAwareState.Freshness).
-        if (signals.LoggedFailure is null || !failure.StartsWith(signals.LoggedFailure.Split(':')[0], StringComparison.Ordinal))
+        if (signals.LoggedFailure is null)
         {
             signals.LoggedFailure = failure;
             Log.ScrapeFailed(logger, clusterId, destination.DestinationId, address.ToString(), failure);
