@@ -5,16 +5,16 @@
 # adapters with skewed popularity, (c) uniform short prompts. Every run starts a fresh fleet and a fresh
 # gateway on free loopback ports and sends the same seeded schedule. Prints a Markdown table.
 #
-#   bash bench/balancing.sh                  # the README's run (about 6 minutes)
+#   bash bench/balancing.sh                  # the README's run (about 10 minutes with the build)
 #   DURATION=10 WORKLOADS="c" bash bench/balancing.sh
 #
 # Knobs: DURATION (s of arrivals per run), RATE_A (sessions/s), RATE_B, RATE_C (requests/s), SEED, REPLICAS,
 # POLICIES, WORKLOADS, SIM_ARGS (extra FleetSim parameters, e.g. "--PrefillMsPerToken 0.2").
 set -euo pipefail
 DURATION=${DURATION:-30}
-RATE_A=${RATE_A:-2.5}
-RATE_B=${RATE_B:-25}
-RATE_C=${RATE_C:-25}
+RATE_A=${RATE_A:-16}
+RATE_B=${RATE_B:-60}
+RATE_C=${RATE_C:-50}
 SEED=${SEED:-1}
 REPLICAS=${REPLICAS:-4}
 POLICIES=${POLICIES:-"RoundRobin PowerOfTwoChoices ModelAware"}
