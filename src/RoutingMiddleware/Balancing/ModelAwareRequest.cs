@@ -55,9 +55,6 @@ internal sealed class ModelAwareRequest : IDisposable
 
     public ulong AdapterHash { get; }
 
-    /// <summary>Gets the destination this request currently counts against, or null.</summary>
-    public DestinationSignals? Lease => _lease;
-
     /// <summary>
     /// Sets the feature for a request routed to <paramref name="endpoint"/> when its cluster balances with
     /// <c>ModelAware</c>; otherwise does nothing. Called once per request by the routing middleware.

@@ -96,3 +96,17 @@ public sealed class VllmMetricsParserTests
         Assert.Equal(0, metrics.Waiting);
     }
 }
+
+public sealed class MetricsAddressTests
+{
+    [Theory]
+    [InlineData("http://10.0.0.5:8000/v1/", null, "http://10.0.0.5:8000/metrics")]
+    [InlineData("https://gpu-1.internal/", null, "https://gpu-1.internal/metrics")]
+    [InlineData("http://10.0.0.5:8000/", "http://10.0.0.5:9100/health", "http://10.0.0.5:9100/metrics")]
+    public void MetricsAddress_IsTheHostOfTheHealthOrDestinationAddress(string address, string? health, string expected)
+    {
+        var destination = new Yarp.ReverseProxy.Model.DestinationState("d", new Yarp.ReverseProxy.Model.DestinationModel(
+            new Yarp.ReverseProxy.Configuration.DestinationConfig { Address = address, Health = health }));
+        Assert.Equal(new Uri(expected), MetricsScraper.MetricsAddress(destination, new ModelAwareOptions()));
+    }
+}
