@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using ModelRouting.Adapters;
 using ModelRouting.Admin;
 using ModelRouting.Backends;
+using ModelRouting.Balancing;
 using ModelRouting.Configuration;
 using ModelRouting.Discovery;
 using ModelRouting.Failover;
@@ -90,6 +91,7 @@ public static class ModelRoutingServiceCollectionExtensions
             sp.GetRequiredService<RuntimeStateStore>(),
             sp.GetRequiredService<ProxyConfigAppliedSignal>()));
         services.TryAddSingleton<VllmAdapterManager>();
+        services.AddModelAwareLoadBalancing();
         services.AddHostedService<ModelRoutingStartup>();
         services.AddHostedService<ClusterHealthMonitor>();
         services.AddHostedService<ModelDiscoveryService>();

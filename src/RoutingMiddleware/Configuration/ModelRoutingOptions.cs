@@ -58,6 +58,9 @@ public sealed class ModelRoutingOptions
 
     /// <summary>Gets or sets settings shared by every rate limit (SPEC §14).</summary>
     public LimitDefaultsOptions Limits { get; set; } = new();
+
+    /// <summary>Gets or sets the weights and metrics scraping of the <c>ModelAware</c> load-balancing policy (SPEC §17).</summary>
+    public Balancing.ModelAwareOptions LoadBalancing { get; set; } = new();
 }
 
 /// <summary>The <c>ModelRouting:Admin</c> section: the runtime admin API, the management listener and where changes are kept.</summary>

@@ -315,6 +315,7 @@ internal sealed partial class ModelRoutingMiddleware(
         var shortestCooldown = TimeSpan.MaxValue;
         ForwarderError lastError = ForwarderError.None;
         Log.Routed(logger, endpoint.Id.Value, endpoint.Cluster, decision.PromptTokens);
+        Balancing.ModelAwareRequest.Attach(context, endpoint, decision.PromptTokens, body.Span);
         while (true)
         {
             // An adapter endpoint goes only to destinations that have its adapter loaded.
