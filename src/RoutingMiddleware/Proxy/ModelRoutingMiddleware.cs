@@ -13,6 +13,7 @@ using ModelRouting.Errors;
 using ModelRouting.Failover;
 using ModelRouting.Inspection;
 using ModelRouting.Logging;
+using ModelRouting.Observability;
 using ModelRouting.Registry;
 using ModelRouting.Routing;
 using ModelRouting.Usage;
@@ -95,12 +96,14 @@ internal sealed partial class ModelRoutingMiddleware(
     {
         var exchange = new GatewayRequest { Operation = GatewayRequest.OperationOf(context.Request.Path.Value) };
         context.Features.Set(exchange);
+        var activity = GatewayTracing.Start(exchange); // current while YARP forwards: its activity is a child (SPEC §15)
         try
         {
             await RouteCoreAsync(context, state, passThrough, exchange);
         }
         finally
         {
+            GatewayTracing.Stop(activity, context, exchange);
             foreach (var listener in _listeners)
             {
                 listener.OnRequestCompleted(context, exchange);
@@ -129,7 +132,7 @@ internal sealed partial class ModelRoutingMiddleware(
         Decision decision;
         for (var attempt = 0; ; attempt++)
         {
-            decision = boundary is null ? Decide(body.Span, state, passThrough, exchange.Operation) : DecideMultipart(body.Span, boundary, state);
+            decision = boundary is null ? Decide(body.Span, state, passThrough, exchange) : DecideMultipart(body.Span, boundary, state, exchange);
             if (decision.Error is not null || decision.Endpoint is null)
             {
                 break;
@@ -442,7 +445,7 @@ internal sealed partial class ModelRoutingMiddleware(
 
     // A multipart pass-through request (audio transcriptions and the like): routed on its `model` field,
     // whose value is replaced by the upstream model; no prompt estimate (the payload is media).
-    private static Decision DecideMultipart(ReadOnlySpan<byte> body, string boundary, RoutingState state)
+    private static Decision DecideMultipart(ReadOnlySpan<byte> body, string boundary, RoutingState state, GatewayRequest exchange)
     {
         switch (MultipartModelField.Find(body, boundary, out var start, out var end))
         {
@@ -463,6 +466,7 @@ internal sealed partial class ModelRoutingMiddleware(
         }
 
         var result = state.Router.RouteForContext(name, true, 0);
+        exchange.RequestedModel = ModelLabels.Of(name, true, result.Succeeded ? result.Endpoint : state.Router.Registry.Resolve(name));
         if (!result.Succeeded)
         {
             return new(OpenAIError.FromRouting(result.Error, 0, 0, state.RetryAfterSeconds));
@@ -479,8 +483,9 @@ internal sealed partial class ModelRoutingMiddleware(
         return new(endpoint, 0, 0, false, cutStart, cutEnd, insert, site);
     }
 
-    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough, GenAIOperation operation)
+    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough, GatewayRequest exchange)
     {
+        var operation = exchange.Operation;
         using var text = new PromptText();
         var (counter, cache) = estimator.Pass(state.TokenEstimation);
         var parsed = OpenAIRequestParser.Parse(body, counter, state.TokenEstimation.MediaPartTokens, text, cache);
@@ -521,6 +526,7 @@ internal sealed partial class ModelRoutingMiddleware(
             // The endpoint the client named (or the default): the routed one unless a fallback or an error came of it.
             var asked = result.Succeeded && !result.IsContextFallback ? result.Endpoint
                 : parsed.ModelIsString ? router.Registry.Resolve(name) : router.Registry.DefaultEndpoint;
+            exchange.RequestedModel = ModelLabels.Of(name, parsed.ModelIsString, asked);
             if (PromptTokenEstimator.ShouldCountExactly(state.TokenEstimation, result, asked, prompt + parsed.OutputTokens))
             {
                 prompt = estimator.CountExactly(state.TokenEstimation, body, text.Ranges, parsed, result.Endpoint ?? asked);
