@@ -6,9 +6,11 @@ namespace ModelRouting.Observability;
 
 /// <summary>
 /// One <see cref="Activity"/> per routed request (SPEC §15) on the <c>ModelRouting</c> source, with the routing
-/// decision as attributes. It is current while the rest of YARP's pipeline runs, so YARP's forwarding activity
-/// (<c>proxy.forwarder</c>) is its child, and the W3C <c>traceparent</c> YARP's HTTP client sends the backend
-/// carries its trace. Nothing is created unless a listener (OpenTelemetry's tracer, a test) samples the source.
+/// decision as attributes. YARP 2.3 starts its own <c>proxy.forwarder</c> activity around the whole proxy pipeline
+/// (ProxyPipelineInitializerMiddleware), before this step runs, so that one is our parent; ours is current while
+/// the request is forwarded, so each attempt's HTTP call (<c>System.Net.Http</c>) is our child and the W3C
+/// <c>traceparent</c> the backend receives carries the trace. Nothing is created unless a listener
+/// (OpenTelemetry's tracer, a test) samples the source.
 /// </summary>
 internal static class GatewayTracing
 {
