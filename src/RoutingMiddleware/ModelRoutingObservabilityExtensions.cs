@@ -42,7 +42,7 @@ public static class ModelRoutingObservabilityExtensions
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new StatusWindow(sp.GetRequiredService<TimeProvider>()));
-        services.TryAddSingleton<GatewayMetrics>();
+        services.TryAddSingleton(sp => new GatewayMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), sp.GetRequiredService<ModelRouting.Configuration.ModelRegistrySource>()));
         services.AddSingleton<IGatewayRequestListener, ObservabilityListener>();
 
         var telemetry = services.AddOpenTelemetry();

@@ -49,6 +49,12 @@ internal sealed class GatewayMetrics
     private readonly Histogram<double> _estimateRatio;
 
     public GatewayMetrics(IMeterFactory meterFactory, ModelRegistrySource source)
+        : this(meterFactory, () => source.Current.Router.Registry)
+    {
+    }
+
+    /// <summary>Creates the instruments; <paramref name="registry"/> gives the registry in force, for the status gauge.</summary>
+    public GatewayMetrics(IMeterFactory meterFactory, Func<ModelRegistry> registry)
     {
         var meter = meterFactory.Create(MeterName);
 
@@ -73,7 +79,7 @@ internal sealed class GatewayMetrics
         _estimateRatio = meter.CreateHistogram<double>("gateway.token_estimate.ratio", "1",
             "The gateway's prompt-token estimate divided by the backend's usage.prompt_tokens (1 is exact).",
             advice: new() { HistogramBucketBoundaries = [0.25, 0.5, 0.75, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 4.0] });
-        meter.CreateObservableGauge("gateway.endpoint.status", () => ObserveStatuses(source), "1",
+        meter.CreateObservableGauge("gateway.endpoint.status", () => ObserveStatuses(registry()), "1",
             "1 for each endpoint's current status (ready, loading, error, disabled), 0 for the others.");
     }
 
@@ -211,9 +217,9 @@ internal sealed class GatewayMetrics
         _ => "5xx",
     };
 
-    private static IEnumerable<Measurement<int>> ObserveStatuses(ModelRegistrySource source)
+    private static IEnumerable<Measurement<int>> ObserveStatuses(ModelRegistry registry)
     {
-        foreach (var endpoint in source.Current.Router.Registry.AllEndpoints)
+        foreach (var endpoint in registry.AllEndpoints)
         {
             foreach (var status in s_statuses)
             {
