@@ -18,7 +18,7 @@ internal static class Browser
     {
         if (Environment.GetEnvironmentVariable("GATEWAY_CHROMIUM") is { Length: > 0 } configured)
         {
-            return configured;
+            return File.Exists(configured) ? configured : null;
         }
 
         var path = Environment.GetEnvironmentVariable("PATH") ?? "";
