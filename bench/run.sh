@@ -8,14 +8,15 @@
 #
 # Knobs: WARMUP (s, first size of each proxy; tiered PGO needs 45-60 s under load), WARMUP_NEXT (s, later
 # sizes), WARMUP_TTFB (s of streaming load before the time-to-first-byte samples), DURATION (s), CONNECTIONS, SIZES, PROXY_ENV (extra environment for the proxy, e.g.
-# "DOTNET_gcServer=1"), MODES ("direct bare gateway").
+# "DOTNET_gcServer=1"), MODES ("direct bare gateway nometrics"; nometrics is the gateway with
+# ModelRouting:Observability:Enabled=false, so the report shows what metrics cost in the same run).
 set -euo pipefail
 WARMUP=${WARMUP:-60}
 WARMUP_NEXT=${WARMUP_NEXT:-15}
 DURATION=${DURATION:-30}
 CONNECTIONS=${CONNECTIONS:-32}
 SIZES=${SIZES:-"1024 16384 262144 1048576"}
-MODES=${MODES:-"direct bare gateway"}
+MODES=${MODES:-"direct bare gateway nometrics"}
 PROXY_ENV=${PROXY_ENV:-}
 BACKEND_PORT=${BACKEND_PORT:-19101}
 PROXY_PORT=${PROXY_PORT:-19102}
@@ -85,6 +86,7 @@ for mode in $MODES; do
     direct) url="http://127.0.0.1:$BACKEND_PORT/v1/chat/completions" ;;
     bare) start_proxy "--no-model-routing" ;;
     gateway) start_proxy "" ;;
+    nometrics) start_proxy "--ModelRouting:Observability:Enabled=false" ;;
   esac
   first=1
   for size in $SIZES; do
@@ -147,6 +149,12 @@ report="$results/$(date -u +%Y-%m-%dT%H%MZ).md"
     done
   done
   echo
-  echo "Peak RSS (MiB): bare ${rss[bare]:--}, gateway ${rss[gateway]:--}. Streaming time to first byte (median of 50 sequential requests): direct ${ttfb_direct} ms, bare YARP ${ttfb_bare} ms, gateway ${ttfb_gateway} ms."
+  for size in $SIZES; do
+    if [ -n "${rps[gateway,$size]:-}" ] && [ -n "${rps[nometrics,$size]:-}" ]; then
+      echo "Observability at $size B: gateway ÷ gateway without it = $(awk -v a="${rps[gateway,$size]}" -v b="${rps[nometrics,$size]}" 'BEGIN { printf "%.3f", a / b }') req/s, p99 $(awk -v a="${p99[gateway,$size]}" -v b="${p99[nometrics,$size]}" 'BEGIN { printf "%+.0f", a - b }') µs."
+    fi
+  done
+  echo
+  echo "Peak RSS (MiB): bare ${rss[bare]:--}, gateway ${rss[gateway]:--}, gateway without observability ${rss[nometrics]:--}. Streaming time to first byte (median of 50 sequential requests): direct ${ttfb_direct} ms, bare YARP ${ttfb_bare} ms, gateway ${ttfb_gateway} ms."
 } | tee "$report"
 echo "written to $report" >&2
