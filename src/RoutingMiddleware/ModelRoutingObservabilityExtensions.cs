@@ -1,3 +1,5 @@
+using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -40,9 +42,17 @@ public static class ModelRoutingObservabilityExtensions
             return builder;
         }
 
+        // OpenTelemetry subscribes to meters by name, process-wide: a second gateway host in the process (tests, or
+        // an application that embeds two) would count this one's requests too. Only the meter made by this host's
+        // IMeterFactory is exported: the factory is known before the meter is created, when the view is consulted.
+        var ownFactory = new StrongBox<IMeterFactory?>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new StatusWindow(sp.GetRequiredService<TimeProvider>()));
-        services.TryAddSingleton(sp => new GatewayMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), sp.GetRequiredService<ModelRouting.Configuration.ModelRegistrySource>()));
+        services.TryAddSingleton(sp =>
+        {
+            ownFactory.Value = sp.GetRequiredService<IMeterFactory>();
+            return new GatewayMetrics(ownFactory.Value, sp.GetRequiredService<ModelRouting.Configuration.ModelRegistrySource>());
+        });
         services.AddSingleton<IGatewayRequestListener, ObservabilityListener>();
 
         var telemetry = services.AddOpenTelemetry();
@@ -51,7 +61,12 @@ public static class ModelRoutingObservabilityExtensions
             telemetry.ConfigureResource(resource => resource.AddService("model-gateway"));
         }
 
-        telemetry.WithMetrics(metrics => metrics.AddMeter(GatewayMetrics.MeterName).AddPrometheusExporter());
+        telemetry.WithMetrics(metrics => metrics
+            .AddMeter(GatewayMetrics.MeterName)
+            .AddView(instrument => instrument.Meter.Name == GatewayMetrics.MeterName && !ReferenceEquals(instrument.Meter.Scope, ownFactory.Value)
+                ? MetricStreamConfiguration.Drop
+                : null)
+            .AddPrometheusExporter());
         if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
         {
             // Traces only go somewhere with OTLP: without it no tracer listens, and the activities cost nothing.

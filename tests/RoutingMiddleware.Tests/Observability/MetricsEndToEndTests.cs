@@ -87,6 +87,30 @@ public sealed class MetricsEndToEndTests
     }
 
     [Fact]
+    public async Task TwoGatewaysInOneProcess_EachScrapesOnlyItsOwnTraffic()
+    {
+        // Tests run many hosts in one process: a host's scrape must not count another's requests (nor would a
+        // host that embeds two gateways).
+        await using var backend = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        var clusters = new Dictionary<string, string[]> { ["pool"] = [backend.Url] };
+        await using var busy = await TestGateway.StartAsync(TestGateway.Config(clusters, [TestGateway.Endpoint("m", "pool", isDefault: true)], AdminTestSupport.AdminSection()));
+        await using var idle = await TestGateway.StartAsync(TestGateway.Config(clusters, [TestGateway.Endpoint("m", "pool", isDefault: true)], AdminTestSupport.AdminSection()));
+
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await busy.PostRawAsync("/v1/chat/completions", Chat("m", stream: false));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var scrape = await ScrapeUntilAsync(busy, s => s.Sum("gateway_requests_total", ("gateway_endpoint", "m")) >= 3);
+        Assert.Equal(3, scrape.Sum("gateway_requests_total", ("gateway_endpoint", "m")));
+        using var idleResponse = await idle.ManagementClient.GetAsync("/metrics");
+        var idleScrape = PrometheusText.Parse(await idleResponse.Content.ReadAsStringAsync());
+        Assert.Equal(0, idleScrape.Sum("gateway_requests_total"));
+        Assert.Equal(1, idleScrape.Sum("gateway_endpoint_status", ("gateway_endpoint", "m"), ("gateway_endpoint_status", "ready")));
+    }
+
+    [Fact]
     public async Task MetricsAndStatus_OnThePublicListener_Are404()
     {
         await using var backend = await TestBackend.StartAsync("pool");
