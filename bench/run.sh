@@ -3,7 +3,7 @@
 # YARP), and the gateway, at chat bodies of about 1 KB, 16 KB, 256 KB and 1 MB; plus streaming time to
 # first byte through the gateway vs direct. wrk and the backend share core 0; the proxy has core 1.
 #
-#   bash bench/run.sh                      # full run (about 15 minutes)
+#   bash bench/run.sh                      # full run (about 20 minutes)
 #   WARMUP=20 DURATION=10 bash bench/run.sh  # quick look (JIT not settled: ratios understate the proxies)
 #
 # Knobs: WARMUP (s, first size of each proxy; tiered PGO needs 45-60 s under load), WARMUP_NEXT (s, later
