@@ -21,8 +21,8 @@ public static class ModelRoutingObservabilityExtensions
     /// Adds the gateway's observability, configured from <paramref name="configuration"/> (the
     /// <c>ModelRouting:Observability</c> section, <see cref="ObservabilityOptions"/>; read once): the
     /// <c>ModelRouting</c> meter exported through OpenTelemetry .NET (Prometheus text for
-    /// <see cref="MapModelRoutingObservability"/>'s <c>/metrics</c>; OTLP, with traces of the <c>ModelRouting</c>, YARP and
-    /// <c>System.Net.Http</c> activity sources, when the standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set), the access log and the
+    /// <see cref="MapModelRoutingObservability"/>'s <c>/metrics</c>; OTLP, with traces of the ASP.NET Core, YARP,
+    /// <c>ModelRouting</c> and <c>System.Net.Http</c> activity sources, when the standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set), the access log and the
     /// status page's rolling window. With <c>Enabled: false</c> nothing is added and nothing is mapped.
     /// </summary>
     public static IReverseProxyBuilder AddModelRoutingObservability(this IReverseProxyBuilder builder, IConfiguration? configuration = null)
@@ -70,8 +70,10 @@ public static class ModelRoutingObservabilityExtensions
         if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
         {
             // Traces only go somewhere with OTLP: without it no tracer listens, and the activities cost nothing.
-            // YARP's proxy.forwarder, the routing span, and under it one HTTP call per attempt.
-            telemetry.WithTracing(tracing => tracing.AddSource("Yarp.ReverseProxy", GatewayTracing.SourceName, "System.Net.Http"));
+            // ASP.NET Core's server span, YARP's proxy.forwarder, the routing span and under it one HTTP call per
+            // attempt. The server span must come from a sampled source: the default sampler follows the parent, and
+            // ASP.NET Core's activity made without a listener is not recorded, which would drop every span below it.
+            telemetry.WithTracing(tracing => tracing.AddSource("Microsoft.AspNetCore", "Yarp.ReverseProxy", GatewayTracing.SourceName, "System.Net.Http"));
             telemetry.UseOtlpExporter();
         }
 
