@@ -3,20 +3,22 @@
 # YARP), and the gateway, at chat bodies of about 1 KB, 16 KB, 256 KB and 1 MB; plus streaming time to
 # first byte through the gateway vs direct. wrk and the backend share core 0; the proxy has core 1.
 #
-#   bash bench/run.sh                      # full run (about 15 minutes)
+#   bash bench/run.sh                      # full run (about 20 minutes)
 #   WARMUP=20 DURATION=10 bash bench/run.sh  # quick look (JIT not settled: ratios understate the proxies)
 #
 # Knobs: WARMUP (s, first size of each proxy; tiered PGO needs 45-60 s under load), WARMUP_NEXT (s, later
 # sizes), WARMUP_TTFB (s of streaming load before the time-to-first-byte samples), DURATION (s), CONNECTIONS, SIZES, PROXY_ENV (extra environment for the proxy, e.g.
-# "DOTNET_gcServer=1"), MODES ("direct bare gateway"; "keys" is the gateway with 100 client keys and limits on
-# every key and the endpoint, high enough that nothing is refused: MODES="gateway keys" SIZES="1024 16384").
+# "DOTNET_gcServer=1"), MODES ("direct bare gateway"; nometrics is the gateway with
+# ModelRouting:Observability:Enabled=false, so the report shows what metrics cost in the same run; "keys" is the
+# gateway with 100 client keys and limits on every key and the endpoint, high enough that nothing is refused:
+# MODES="gateway keys" SIZES="1024 16384").
 set -euo pipefail
 WARMUP=${WARMUP:-60}
 WARMUP_NEXT=${WARMUP_NEXT:-15}
 DURATION=${DURATION:-30}
 CONNECTIONS=${CONNECTIONS:-32}
 SIZES=${SIZES:-"1024 16384 262144 1048576"}
-MODES=${MODES:-"direct bare gateway"}
+MODES=${MODES:-"direct bare gateway nometrics"}
 PROXY_ENV=${PROXY_ENV:-}
 BACKEND_PORT=${BACKEND_PORT:-19101}
 PROXY_PORT=${PROXY_PORT:-19102}
@@ -100,6 +102,7 @@ for mode in $MODES; do
     bare) start_proxy "--no-model-routing" ;;
     gateway) start_proxy "" ;;
     keys) start_proxy "" bench-keys.json ;;
+    nometrics) start_proxy "--ModelRouting:Observability:Enabled=false" ;;
   esac
   export AUTH=""; [ "$mode" = keys ] && export AUTH="sk-bench-42"
   first=1
@@ -163,7 +166,13 @@ report="$results/$(date -u +%Y-%m-%dT%H%MZ).md"
     done
   done
   echo
-  echo "Peak RSS (MiB): bare ${rss[bare]:--}, gateway ${rss[gateway]:--}. Streaming time to first byte (median of 50 sequential requests): direct ${ttfb_direct} ms, bare YARP ${ttfb_bare} ms, gateway ${ttfb_gateway} ms."
+  for size in $SIZES; do
+    if [ -n "${rps[gateway,$size]:-}" ] && [ -n "${rps[nometrics,$size]:-}" ]; then
+      echo "Observability at $size B: gateway ÷ gateway without it = $(awk -v a="${rps[gateway,$size]}" -v b="${rps[nometrics,$size]}" 'BEGIN { printf "%.3f", a / b }') req/s, p99 $(awk -v a="${p99[gateway,$size]}" -v b="${p99[nometrics,$size]}" 'BEGIN { printf "%+.0f", a - b }') µs."
+    fi
+  done
+  echo
+  echo "Peak RSS (MiB): bare ${rss[bare]:--}, gateway ${rss[gateway]:--}, gateway without observability ${rss[nometrics]:--}. Streaming time to first byte (median of 50 sequential requests): direct ${ttfb_direct} ms, bare YARP ${ttfb_bare} ms, gateway ${ttfb_gateway} ms."
   if [ -n "${rps[keys,${SIZES%% *}]:-}" ] && [ -n "${rps[gateway,${SIZES%% *}]:-}" ]; then
     echo
     echo -n "Client keys and limits on (100 keys) vs off, req/s:"

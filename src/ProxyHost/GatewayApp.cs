@@ -38,6 +38,7 @@ public static class GatewayApp
         {
             ManagementListenerUrls.Add(builder);
             proxyBuilder.AddModelRouting(builder.Configuration.GetSection("ModelRouting"));
+            proxyBuilder.AddModelRoutingObservability(builder.Configuration.GetSection("ModelRouting:Observability"));
         }
 
         var app = builder.Build();
@@ -53,6 +54,7 @@ public static class GatewayApp
             });
             app.MapModelRouting();
             app.MapModelRoutingAdmin();
+            app.MapModelRoutingObservability();
         }
         else
         {

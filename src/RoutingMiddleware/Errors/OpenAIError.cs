@@ -61,6 +61,13 @@ internal readonly record struct OpenAIError(int StatusCode, string Type, string 
     {
         var response = context.Response;
         response.StatusCode = StatusCode;
+        if (context.Features.Get<Usage.GatewayRequest>() is { } request)
+        {
+            // Metrics and the access log count refusals by code (SPEC §15).
+            request.ErrorCode = Code;
+            request.ErrorType = Type;
+        }
+
         response.ContentType = "application/json";
         if (RetryAfterSeconds is { } seconds)
         {

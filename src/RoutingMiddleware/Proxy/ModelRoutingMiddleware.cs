@@ -14,6 +14,7 @@ using ModelRouting.Failover;
 using ModelRouting.Inspection;
 using ModelRouting.Keys;
 using ModelRouting.Logging;
+using ModelRouting.Observability;
 using ModelRouting.Quotas;
 using ModelRouting.Registry;
 using ModelRouting.Routing;
@@ -118,12 +119,14 @@ internal sealed partial class ModelRoutingMiddleware(
     {
         var exchange = new GatewayRequest { Operation = GatewayRequest.OperationOf(context.Request.Path.Value) };
         context.Features.Set(exchange);
+        var activity = GatewayTracing.Start(exchange); // current while YARP forwards: its activity is a child (SPEC §15)
         try
         {
             await RouteCoreAsync(context, state, passThrough, exchange);
         }
         finally
         {
+            GatewayTracing.Stop(activity, context, exchange);
             foreach (var listener in _listeners)
             {
                 listener.OnRequestCompleted(context, exchange);
@@ -165,12 +168,12 @@ internal sealed partial class ModelRoutingMiddleware(
         Decision decision;
         for (var attempt = 0; ; attempt++)
         {
-            decision = boundary is null ? Decide(body.Span, state, passThrough, exchange.Operation, key?.Grant) : DecideMultipart(body.Span, boundary, state, key?.Grant);
+            decision = boundary is null ? Decide(body.Span, state, passThrough, exchange) : DecideMultipart(body.Span, boundary, state, exchange);
             if (decision.Pending is { } pending)
             {
                 // Backend mode near a limit (SPEC §18): the endpoint's engine counts, and the decision is made again on its count.
                 var counted = await estimator.CountOnBackendAsync(pending, state.TokenEstimation, context.RequestAborted);
-                decision = Decide(body.Span, state, passThrough, exchange.Operation, key?.Grant, counted);
+                decision = Decide(body.Span, state, passThrough, exchange, counted);
             }
 
             if (decision.Error is not null || decision.Endpoint is null)
@@ -569,7 +572,7 @@ internal sealed partial class ModelRoutingMiddleware(
 
     // A multipart pass-through request (audio transcriptions and the like): routed on its `model` field,
     // whose value is replaced by the upstream model; no prompt estimate (the payload is media).
-    private static Decision DecideMultipart(ReadOnlySpan<byte> body, string boundary, RoutingState state, ModelGrant? grant)
+    private static Decision DecideMultipart(ReadOnlySpan<byte> body, string boundary, RoutingState state, GatewayRequest exchange)
     {
         switch (MultipartModelField.Find(body, boundary, out var start, out var end))
         {
@@ -590,7 +593,8 @@ internal sealed partial class ModelRoutingMiddleware(
         }
 
         var result = state.Router.RouteForContext(name, true, 0);
-        if (grant is not null && Denied(grant, result, state.Router.Registry.Resolve(name), 0) is not null)
+        exchange.RequestedModel = ModelLabels.Of(name, true, result.Succeeded ? result.Endpoint : state.Router.Registry.Resolve(name));
+        if (exchange.Grant is { } grant && Denied(grant, result, state.Router.Registry.Resolve(name), 0) is not null)
         {
             return new(OpenAIError.ModelNotFound(name));
         }
@@ -611,8 +615,10 @@ internal sealed partial class ModelRoutingMiddleware(
         return new(endpoint, 0, 0, false, cutStart, cutEnd, insert, site);
     }
 
-    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough, GenAIOperation operation, ModelGrant? grant, BackendPromptCount? counted = null)
+    private Decision Decide(ReadOnlySpan<byte> body, RoutingState state, bool passThrough, GatewayRequest exchange, BackendPromptCount? counted = null)
     {
+        var operation = exchange.Operation;
+        var grant = exchange.Grant;
         using var text = new PromptText();
         var (counter, cache) = estimator.Pass(state.TokenEstimation);
         var parsed = OpenAIRequestParser.Parse(body, counter, state.TokenEstimation.MediaPartTokens, text, cache);
@@ -653,6 +659,7 @@ internal sealed partial class ModelRoutingMiddleware(
             // The endpoint the client named (or the default): the routed one unless a fallback or an error came of it.
             var asked = result.Succeeded && !result.IsContextFallback ? result.Endpoint
                 : parsed.ModelIsString ? router.Registry.Resolve(name) : router.Registry.DefaultEndpoint;
+            exchange.RequestedModel = ModelLabels.Of(name, parsed.ModelIsString, asked);
             if (grant is not null && asked is not null && !grant.Allows(asked))
             {
                 return new(OpenAIError.ModelNotFound(parsed.ModelIsString ? name.ToString() : asked.Id.Value)); // before any count is spent on it

@@ -37,6 +37,19 @@ public sealed class GatewayRequest
     /// <summary>Gets or sets the kind of call.</summary>
     public GenAIOperation Operation { get; set; }
 
+    /// <summary>
+    /// Gets or sets the model the client asked for, as a metric label (<c>gen_ai.request.model</c>): the registry's
+    /// own id or alias string when the name resolves, a fixed label otherwise (never raw client input beyond a
+    /// truncated registered name), or null before the body was read.
+    /// </summary>
+    public string? RequestedModel { get; set; }
+
+    /// <summary>Gets or sets the <c>code</c> of the OpenAI error the gateway itself answered with, or null.</summary>
+    public string? ErrorCode { get; set; }
+
+    /// <summary>Gets or sets the <c>type</c> of the OpenAI error the gateway itself answered with, or null.</summary>
+    public string? ErrorType { get; set; }
+
     /// <summary>Gets or sets the endpoint that served (or last tried) the request.</summary>
     public ModelEndpoint? Endpoint { get; set; }
 

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# What observability costs under load, measured A/B in one run: the same Release build twice, with
+# ModelRouting:Observability:Enabled false (off) and true (on), both running; after a warm-up of each, wrk
+# alternates between them for ROUNDS rounds, so drift in the machine's load hits both alike (bench/run.sh's
+# nometrics mode measures them one after the other instead). wrk and the backend on core 0, proxies on core 1.
+#
+#   bash bench/observability-ab.sh                 # 1 KB bodies, 3 rounds of 15 s after 40 s warm-up each
+#
+# Knobs: SIZE (bytes, default 1024), ROUNDS (3), DURATION (s per cell, 15), WARMUP (s, 40), CONNECTIONS (32).
+set -euo pipefail
+SIZE=${SIZE:-1024}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-15}
+WARMUP=${WARMUP:-40}
+CONNECTIONS=${CONNECTIONS:-32}
+BACKEND_PORT=${BACKEND_PORT:-19201}
+OFF_PORT=${OFF_PORT:-19202}
+ON_PORT=${ON_PORT:-19203}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/gateway-ab.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+if ! command -v wrk >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+
+echo "building (Release)..." >&2
+dotnet publish "$root/src/ProxyHost" -c Release -o "$work/proxy" --nologo -v q >/dev/null
+dotnet publish "$root/bench/BenchBackend" -c Release -o "$work/backend" --nologo -v q >/dev/null
+python3 "$root/bench/bodies.py" "$work" bench-model "$SIZE" >/dev/null
+cat > "$work/bench.json" <<JSON
+{
+  "Logging": { "LogLevel": { "Default": "Warning" } },
+  "ReverseProxy": {
+    "Routes": { "openai": { "ClusterId": "bench", "Match": { "Path": "/v1/{**catch-all}" } } },
+    "Clusters": { "bench": { "Destinations": { "b": { "Address": "http://127.0.0.1:$BACKEND_PORT/" } } } }
+  },
+  "ModelRouting": {
+    "Endpoints": [ { "Id": "bench-model", "UpstreamModel": "bench-upstream", "Cluster": "bench", "MaxContextLength": 1000000, "IsDefault": true } ]
+  }
+}
+JSON
+
+wait_for() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
+taskset -c 0 dotnet "$work/backend/BenchBackend.dll" --urls "http://127.0.0.1:$BACKEND_PORT" >/dev/null 2>&1 & pids+=($!)
+proxy() { # $1 port, $2 enabled
+  taskset -c 1 dotnet "$work/proxy/ProxyHost.dll" --config "$work/bench.json" --urls "http://127.0.0.1:$1" \
+    --ModelRouting:Admin:Urls= --ModelRouting:Admin:StateFile= "--ModelRouting:Observability:Enabled=$2" >/dev/null 2>&1 &
+  pids+=($!)
+}
+proxy "$OFF_PORT" false; off_pid=$!
+proxy "$ON_PORT" true; on_pid=$!
+wait_for "http://127.0.0.1:$BACKEND_PORT/"; wait_for "http://127.0.0.1:$OFF_PORT/v1/models"; wait_for "http://127.0.0.1:$ON_PORT/v1/models"
+
+run() { BODY_FILE="$work/body-$SIZE.json" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${2}s" -s "$root/bench/post.lua" "http://127.0.0.1:$1/v1/chat/completions"; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+echo "warm-up ${WARMUP}s each..." >&2
+run "$OFF_PORT" "$WARMUP" >/dev/null; run "$ON_PORT" "$WARMUP" >/dev/null
+
+hz=$(getconf CLK_TCK)
+echo "Observability A/B, $(date -u +%Y-%m-%d), $(nproc) cores, .NET $(dotnet --version), ${SIZE} B bodies, wrk -c$CONNECTIONS, ${DURATION}s cells, load average $(cut -d' ' -f1-3 /proc/loadavg)."
+echo
+echo "| round | off req/s | on req/s | on ÷ off | off CPU µs/req | on CPU µs/req |"
+echo "|---:|---:|---:|---:|---:|---:|"
+for round in $(seq 1 "$ROUNDS"); do
+  declare -A r c
+  for side in off on; do
+    port=$OFF_PORT; pid=$off_pid; [ "$side" = on ] && { port=$ON_PORT; pid=$on_pid; }
+    before=$(ticks "$pid")
+    out=$(run "$port" "$DURATION")
+    after=$(ticks "$pid")
+    r[$side]=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+    requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+    c[$side]=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+  done
+  echo "| $round | ${r[off]} | ${r[on]} | $(awk -v a="${r[on]}" -v b="${r[off]}" 'BEGIN { printf "%.3f", a / b }') | ${c[off]} | ${c[on]} |"
+done
