@@ -329,3 +329,35 @@ public sealed class RateLimitOverrunTests
         Assert.Equal("100", second.Headers.GetValues("x-ratelimit-remaining-tokens").Single());
     }
 }
+
+/// <summary>SPEC §14 with §15: refusals and key usage show in the metrics and the admin usage of the real host.</summary>
+public sealed class RateLimitMetricsTests
+{
+    [Fact]
+    public async Task RateLimitRefusals_AndUnauthorized_AreCounted_ByCode()
+    {
+        await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        var modelRouting = AdminTestSupport.AdminSection();
+        modelRouting["Keys"] = new JsonArray(Key("k", "sk-k", ["*"], new JsonObject { ["RequestsPerMinute"] = 1 }));
+        await using var gateway = await TestGateway.StartAsync(TestGateway.Config(
+            new Dictionary<string, string[]> { ["pool"] = [pool.Url] }, [TestGateway.Endpoint("m", "pool", isDefault: true)], modelRouting));
+
+        for (var i = 0; i < 3; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(E2EHelpers.Chat("m"), Encoding.UTF8, "application/json") };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sk-k");
+            using var response = await gateway.Client.SendAsync(request);
+            Assert.Equal(i == 0 ? HttpStatusCode.OK : HttpStatusCode.TooManyRequests, response.StatusCode);
+        }
+
+        using (var anonymous = await gateway.Client.PostAsync("/v1/chat/completions", new StringContent(E2EHelpers.Chat("m"), Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        }
+
+        var scrape = await ModelRouting.Tests.Observability.MetricsEndToEndTests.ScrapeUntilAsync(gateway, s => s.Sum("gateway_requests_total") >= 4);
+        Assert.Equal(2, scrape.Sum("gateway_rate_limit_refusals_total", ("gateway_rate_limit_type", "requests")));
+        Assert.Equal(2, scrape.Sum("gateway_requests_total", ("error_type", "rate_limit_exceeded")));
+        Assert.Equal(1, scrape.Sum("gateway_requests_total", ("error_type", "invalid_api_key")));
+    }
+}
