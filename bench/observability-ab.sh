@@ -7,12 +7,16 @@
 #   bash bench/observability-ab.sh                 # 1 KB bodies, 3 rounds of 15 s after 40 s warm-up each
 #
 # Knobs: SIZE (bytes, default 1024), ROUNDS (3), DURATION (s per cell, 15), WARMUP (s, 40), CONNECTIONS (32).
+# COMPARE=keys measures client keys instead (SPEC §14): off is the gateway without keys, on the same build with 100
+# client keys and limits on every key and on the endpoint (high enough that nothing is refused), wrk sending key 42:
+#   COMPARE=keys SIZE=16384 bash bench/observability-ab.sh
 set -euo pipefail
 SIZE=${SIZE:-1024}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-40}
 CONNECTIONS=${CONNECTIONS:-32}
+COMPARE=${COMPARE:-observability}
 BACKEND_PORT=${BACKEND_PORT:-19201}
 OFF_PORT=${OFF_PORT:-19202}
 ON_PORT=${ON_PORT:-19203}
@@ -44,24 +48,44 @@ cat > "$work/bench.json" <<JSON
 }
 JSON
 
+# The keys variant's deployment: 100 limited keys and a limited endpoint.
+python3 - "$work" <<'PY'
+import hashlib, json, sys
+work = sys.argv[1]
+config = json.load(open(f"{work}/bench.json"))
+config["ModelRouting"]["Keys"] = [
+    {"Id": f"team-{i}", "KeyHash": hashlib.sha256(f"sk-bench-{i}".encode()).hexdigest(), "Models": ["*"],
+     "Limits": {"RequestsPerMinute": 100000000, "TokensPerMinute": 1000000000000, "MaxConcurrent": 100000}}
+    for i in range(100)]
+config["ModelRouting"]["Endpoints"][0]["Limits"] = {"RequestsPerMinute": 100000000, "TokensPerMinute": 1000000000000}
+json.dump(config, open(f"{work}/bench-keys.json", "w"))
+PY
+
 wait_for() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
 taskset -c 0 dotnet "$work/backend/BenchBackend.dll" --urls "http://127.0.0.1:$BACKEND_PORT" >/dev/null 2>&1 & pids+=($!)
 proxy() { # $1 port, $2 enabled
-  taskset -c 1 dotnet "$work/proxy/ProxyHost.dll" --config "$work/bench.json" --urls "http://127.0.0.1:$1" \
-    --ModelRouting:Admin:Urls= --ModelRouting:Admin:StateFile= "--ModelRouting:Observability:Enabled=$2" >/dev/null 2>&1 &
+  local config="$work/bench.json" observability="$2"
+  if [ "$COMPARE" = keys ]; then
+    observability=true
+    [ "$2" = true ] && config="$work/bench-keys.json"
+  fi
+  taskset -c 1 dotnet "$work/proxy/ProxyHost.dll" --config "$config" --urls "http://127.0.0.1:$1" \
+    --ModelRouting:Admin:Urls= --ModelRouting:Admin:StateFile= "--ModelRouting:Observability:Enabled=$observability" >/dev/null 2>&1 &
   pids+=($!)
 }
 proxy "$OFF_PORT" false; off_pid=$!
 proxy "$ON_PORT" true; on_pid=$!
 wait_for "http://127.0.0.1:$BACKEND_PORT/"; wait_for "http://127.0.0.1:$OFF_PORT/v1/models"; wait_for "http://127.0.0.1:$ON_PORT/v1/models"
 
-run() { BODY_FILE="$work/body-$SIZE.json" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${2}s" -s "$root/bench/post.lua" "http://127.0.0.1:$1/v1/chat/completions"; }
+run() { # $1 port, $2 seconds; the keys variant's "on" side sends a key
+  local auth=""; [ "$COMPARE" = keys ] && [ "$1" = "$ON_PORT" ] && auth="sk-bench-42"
+  BODY_FILE="$work/body-$SIZE.json" AUTH="$auth" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${2}s" -s "$root/bench/post.lua" "http://127.0.0.1:$1/v1/chat/completions"; }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 echo "warm-up ${WARMUP}s each..." >&2
 run "$OFF_PORT" "$WARMUP" >/dev/null; run "$ON_PORT" "$WARMUP" >/dev/null
 
 hz=$(getconf CLK_TCK)
-echo "Observability A/B, $(date -u +%Y-%m-%d), $(nproc) cores, .NET $(dotnet --version), ${SIZE} B bodies, wrk -c$CONNECTIONS, ${DURATION}s cells, load average $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "${COMPARE^} A/B, $(date -u +%Y-%m-%d), $(nproc) cores, .NET $(dotnet --version), ${SIZE} B bodies, wrk -c$CONNECTIONS, ${DURATION}s cells, load average $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
 echo "| round | off req/s | on req/s | on ÷ off | off CPU µs/req | on CPU µs/req |"
 echo "|---:|---:|---:|---:|---:|---:|"

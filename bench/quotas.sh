@@ -4,8 +4,8 @@
 #   A. a key at 60 requests/min hammered by 32 clients (A_SECONDS, default 120);
 #   B. a key at 10,000 tokens/min with streaming and non-streaming requests whose usage differs from the
 #      estimate (B_SECONDS, default 180).
-# The results table goes to bench/results/quotas-<time>.md. The keys-on/keys-off load figure is bench/run.sh's
-# "keys" mode: MODES="gateway keys" bash bench/run.sh.
+# The results table goes to bench/results/quotas-<time>.md. The keys-on/keys-off load figure is
+# COMPARE=keys bash bench/observability-ab.sh (both builds up at once, wrk alternating between them).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/gateway-quotas.XXXXXX)

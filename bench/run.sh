@@ -9,9 +9,7 @@
 # Knobs: WARMUP (s, first size of each proxy; tiered PGO needs 45-60 s under load), WARMUP_NEXT (s, later
 # sizes), WARMUP_TTFB (s of streaming load before the time-to-first-byte samples), DURATION (s), CONNECTIONS, SIZES, PROXY_ENV (extra environment for the proxy, e.g.
 # "DOTNET_gcServer=1"), MODES ("direct bare gateway"; nometrics is the gateway with
-# ModelRouting:Observability:Enabled=false, so the report shows what metrics cost in the same run; "keys" is the
-# gateway with 100 client keys and limits on every key and the endpoint, high enough that nothing is refused:
-# MODES="gateway keys" SIZES="1024 16384").
+# ModelRouting:Observability:Enabled=false, so the report shows what metrics cost in the same run).
 set -euo pipefail
 WARMUP=${WARMUP:-60}
 WARMUP_NEXT=${WARMUP_NEXT:-15}
@@ -56,28 +54,15 @@ cat > "$work/bench.json" <<JSON
 }
 JSON
 
-# The same deployment with 100 client keys (SPEC §14), each limited, and the endpoint limited too; wrk sends key 42.
-python3 - "$work" <<'PY'
-import hashlib, json, sys
-work = sys.argv[1]
-config = json.load(open(f"{work}/bench.json"))
-config["ModelRouting"]["Keys"] = [
-    {"Id": f"team-{i}", "KeyHash": hashlib.sha256(f"sk-bench-{i}".encode()).hexdigest(), "Models": ["*"],
-     "Limits": {"RequestsPerMinute": 100000000, "TokensPerMinute": 1000000000000, "MaxConcurrent": 100000}}
-    for i in range(100)]
-config["ModelRouting"]["Endpoints"][0]["Limits"] = {"RequestsPerMinute": 100000000, "TokensPerMinute": 1000000000000}
-json.dump(config, open(f"{work}/bench-keys.json", "w"))
-PY
-
 wait_for() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
 
 taskset -c 0 dotnet "$work/backend/BenchBackend.dll" --urls "http://127.0.0.1:$BACKEND_PORT" >/dev/null 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$BACKEND_PORT/"
 
-start_proxy() { # $1 = extra args, $2 = config file (default bench.json)
+start_proxy() { # $1 = extra args
   # shellcheck disable=SC2086
-  env $PROXY_ENV taskset -c 1 dotnet "$work/proxy/ProxyHost.dll" --config "$work/${2:-bench.json}" --urls "http://127.0.0.1:$PROXY_PORT" --ModelRouting:Admin:Urls= --ModelRouting:Admin:StateFile= $1 >"$work/proxy.log" 2>&1 &
+  env $PROXY_ENV taskset -c 1 dotnet "$work/proxy/ProxyHost.dll" --config "$work/bench.json" --urls "http://127.0.0.1:$PROXY_PORT" --ModelRouting:Admin:Urls= --ModelRouting:Admin:StateFile= $1 >"$work/proxy.log" 2>&1 &
   proxy_pid=$!
   pids+=("$proxy_pid")
   wait_for "http://127.0.0.1:$PROXY_PORT/healthz" || { cat "$work/proxy.log" >&2; exit 1; }
@@ -88,8 +73,8 @@ to_us() { # wrk latency like 1.23ms / 456.78us / 1.01s -> microseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1000000; else print n }'
 }
 
-run_wrk() { # $1 url, $2 body file, $3 seconds -> prints wrk output (with AUTH set, sent as the Bearer key)
-  BODY_FILE="$2" AUTH="${AUTH:-}" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${3}s" --latency -s "$root/bench/post.lua" "$1"
+run_wrk() { # $1 url, $2 body file, $3 seconds -> prints wrk output
+  BODY_FILE="$2" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${3}s" --latency -s "$root/bench/post.lua" "$1"
 }
 
 ticks_per_second=$(getconf CLK_TCK)
@@ -101,10 +86,8 @@ for mode in $MODES; do
     direct) url="http://127.0.0.1:$BACKEND_PORT/v1/chat/completions" ;;
     bare) start_proxy "--no-model-routing" ;;
     gateway) start_proxy "" ;;
-    keys) start_proxy "" bench-keys.json ;;
     nometrics) start_proxy "--ModelRouting:Observability:Enabled=false" ;;
   esac
-  export AUTH=""; [ "$mode" = keys ] && export AUTH="sk-bench-42"
   first=1
   for size in $SIZES; do
     warm=$WARMUP_NEXT; [ "$first" = 1 ] && warm=$WARMUP; first=0
@@ -173,13 +156,5 @@ report="$results/$(date -u +%Y-%m-%dT%H%MZ).md"
   done
   echo
   echo "Peak RSS (MiB): bare ${rss[bare]:--}, gateway ${rss[gateway]:--}, gateway without observability ${rss[nometrics]:--}. Streaming time to first byte (median of 50 sequential requests): direct ${ttfb_direct} ms, bare YARP ${ttfb_bare} ms, gateway ${ttfb_gateway} ms."
-  if [ -n "${rps[keys,${SIZES%% *}]:-}" ] && [ -n "${rps[gateway,${SIZES%% *}]:-}" ]; then
-    echo
-    echo -n "Client keys and limits on (100 keys) vs off, req/s:"
-    for size in $SIZES; do
-      echo -n " $size B $(awk -v a="${rps[keys,$size]}" -v b="${rps[gateway,$size]}" 'BEGIN { printf "%.3f", a / b }');"
-    done
-    echo
-  fi
 } | tee "$report"
 echo "written to $report" >&2
