@@ -42,6 +42,7 @@ public sealed class HeuristicTokenCounter : ITokenCounter
     private const double NewlineRun = 1.215;
     private const double SpaceRunCost = 0.532;
     private const double SpaceRate = 0.0198;
+    private const double SpaceBeforeDigitCost = 1;      // " 2024": the space is a token of its own
     private const double IdeographCost = 0.72;
     private const double KanaCost = 0.743;
     private const double HangulCost = 0.9;
@@ -484,9 +485,18 @@ public sealed class HeuristicTokenCounter : ITokenCounter
         }
 
         double tokens = newlines > 0 ? NewlineRun + (newlines - 1) * ExtraNewlineRate : 0;
-        if (trailing > 0 && i < text.Length && JoinsPrecedingSpace(text, i))
+        if (trailing > 0 && i < text.Length)
         {
-            trailing--;
+            if (IsDigit(text[i]))
+            {
+                // o200k's digits take no space: the last space before a number is a token of its own.
+                tokens += SpaceBeforeDigitCost;
+                trailing--;
+            }
+            else if (JoinsPrecedingSpace(text, i))
+            {
+                trailing--;
+            }
         }
 
         if (trailing > 0)

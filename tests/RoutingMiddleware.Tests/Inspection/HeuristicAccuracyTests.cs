@@ -4,13 +4,14 @@ namespace ModelRouting.Tests.Inspection;
 
 /// <summary>
 /// HeuristicTokenCounter versus the committed o200k_base counts (reference-counts.tsv, checked against
-/// TiktokenTokenCounter by TokenCounterTests): on realistic text the median absolute relative error is at most 8%
-/// and the worst document at most 25%; on adversarial text the estimate is never off by more than a factor of 2.
+/// TiktokenTokenCounter by TokenCounterTests): on realistic text the median absolute relative error of each category
+/// is at most 3.5% and its worst document at most 20% (SPEC §18's accuracy target); on adversarial text the estimate is
+/// never off by more than a factor of 2.
 /// </summary>
 public sealed class HeuristicAccuracyTests
 {
-    private const double MaxMedianError = 0.08;
-    private const double MaxWorstError = 0.25;
+    private const double MaxMedianError = 0.035;
+    private const double MaxWorstError = 0.20;
 
     public static TheoryData<string> RealisticCategories =>
         new(TokenCorpus.Documents.Select(d => d.Category).Where(c => c != TokenCorpus.Adversarial).Distinct().Order(StringComparer.Ordinal));
@@ -26,7 +27,7 @@ public sealed class HeuristicAccuracyTests
         var median = Median(errors.Select(e => e.Error));
         var worst = errors.MaxBy(e => e.Error);
 
-        Assert.True(median <= MaxMedianError, $"{category}: median error {median:P1} > {MaxMedianError:P0}");
+        Assert.True(median <= MaxMedianError, $"{category}: median error {median:P1} > {MaxMedianError:P1}");
         Assert.True(worst.Error <= MaxWorstError, $"{category}: {worst.File} off by {worst.Error:P1} > {MaxWorstError:P0}");
     }
 
