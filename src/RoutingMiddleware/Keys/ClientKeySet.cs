@@ -108,7 +108,7 @@ internal sealed class ClientKeySet
             return null;
         }
 
-        Span<byte> utf8 = stackalloc byte[MaxSecretLength * 3];
+        Span<byte> utf8 = stackalloc byte[Encoding.UTF8.GetMaxByteCount(secret.Length)];
         var length = Encoding.UTF8.GetBytes(secret, utf8);
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         SHA256.HashData(utf8[..length], hash);

@@ -19,6 +19,7 @@ internal sealed class SlidingWindow
     private readonly long[] _slotOf = new long[Slots];
     private long _sum;
     private long _expiredUpTo = long.MinValue;
+    private long _newestSlot = long.MinValue;
 
     public SlidingWindow()
     {
@@ -46,6 +47,7 @@ internal sealed class SlidingWindow
 
         _amounts[index] += amount;
         _sum += amount;
+        _newestSlot = slot;
     }
 
     /// <summary>Changes what was added at <paramref name="at"/> by <paramref name="delta"/>, if that slot is still in the window.</summary>
@@ -92,8 +94,15 @@ internal sealed class SlidingWindow
         return (long)Length.TotalMilliseconds;
     }
 
-    /// <summary>How long until everything now in the window has left it (OpenAI's "reset to its initial state").</summary>
-    public long UntilEmpty(long now) => UntilAtMost(now, 0);
+    /// <summary>
+    /// How long until everything now in the window has left it (OpenAI's "reset to its initial state"): when the
+    /// newest slot that was added to leaves. Constant time: it is on every limited response's headers.
+    /// </summary>
+    public long UntilEmpty(long now)
+    {
+        Expire(now / SlotMilliseconds);
+        return _sum <= 0 ? 0 : Math.Max(0, ((_newestSlot + Slots) * SlotMilliseconds) - now);
+    }
 
     private void Expire(long current)
     {
