@@ -37,12 +37,28 @@ public class MiddlewareBenchmarks : IDisposable
     [Params(false, true)]
     public bool Observability { get; set; }
 
+    /// <summary>Gets or sets whether 100 client keys with limits (and endpoint limits) are configured, the request sending one.</summary>
+    [Params(false, true)]
+    public bool Keys { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
         _body = ChatBodies.Create(BodyBytes);
         var options = new ModelRoutingOptions();
         options.Endpoints.Add(new ModelEndpointOptions { Id = "qwen3-8b", UpstreamModel = "Qwen/Qwen3-8B", Cluster = "c1", MaxContextLength = 1_000_000, IsDefault = true });
+        if (Keys)
+        {
+            var limits = new RateLimitOptions { RequestsPerMinute = 100_000_000, TokensPerMinute = 1_000_000_000_000, MaxConcurrent = 100_000 };
+            options.Endpoints[0].Limits = limits;
+            options.Keys.AddRange(Enumerable.Range(0, 100).Select(i => new ClientKeyOptions
+            {
+                Id = "team-" + i,
+                KeyHash = ModelRouting.Keys.ClientKeyValidator.HashHex("sk-bench-" + i),
+                Models = ["*"],
+                Limits = limits,
+            }));
+        }
         var monitor = new StaticOptionsMonitor(options);
         var cluster = new ClusterConfig { ClusterId = "c1" };
         var route = new RouteConfig { RouteId = "openai", ClusterId = "c1", Match = new RouteMatch { Path = "/v1/{**rest}" } };
@@ -83,6 +99,11 @@ public class MiddlewareBenchmarks : IDisposable
         request.Path = "/v1/chat/completions";
         request.ContentType = "application/json";
         request.ContentLength = _body.Length;
+        if (Keys)
+        {
+            request.Headers.Authorization = "Bearer sk-bench-42";
+        }
+
         request.Body = new MemoryStream(_body, writable: false);
         context.Response.Body = Stream.Null;
         await _middleware.InvokeAsync(context);
