@@ -52,7 +52,7 @@ public class MiddlewareBenchmarks : IDisposable
         };
         _source = new ModelRegistrySource(monitor, proxyConfig, TimeProvider.System, NullLogger<ModelRegistrySource>.Instance);
         _estimator = new PromptTokenEstimator(monitor, HeuristicTokenCounter.Instance);
-        _middleware = new ModelRoutingMiddleware(DrainAsync, _source, new Lookup(clusterState), _estimator, new ModelRouting.Failover.DestinationCooldowns(TimeProvider.System), NullLogger<ModelRoutingMiddleware>.Instance);
+        _middleware = new ModelRoutingMiddleware(DrainAsync, _source, new Lookup(clusterState), _estimator, new ModelRouting.Failover.DestinationCooldowns(TimeProvider.System), [], new ModelRouting.Quotas.InProcessQuotaStore(TimeProvider.System), new ModelRouting.Quotas.UsageLedger(), NullLogger<ModelRoutingMiddleware>.Instance);
     }
 
     [GlobalCleanup]
