@@ -58,6 +58,9 @@ public sealed class ModelRoutingOptions
 
     /// <summary>Gets or sets settings shared by every rate limit (SPEC §14).</summary>
     public LimitDefaultsOptions Limits { get; set; } = new();
+
+    /// <summary>Gets or sets where replicas share their state (SPEC §16). Off unless a connection string is set.</summary>
+    public RedisOptions Redis { get; set; } = new();
 }
 
 /// <summary>The <c>ModelRouting:Admin</c> section: the runtime admin API, the management listener and where changes are kept.</summary>
