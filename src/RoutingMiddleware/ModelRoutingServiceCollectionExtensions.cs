@@ -96,6 +96,7 @@ public static class ModelRoutingServiceCollectionExtensions
         services.TryAddSingleton<VllmAdapterManager>();
         services.AddHostedService<ModelRoutingStartup>();
         services.AddHostedService<SharedOverlaySync>();
+        services.AddHostedService<SharedCooldowns>();
         services.AddHostedService<ClusterHealthMonitor>();
         services.AddHostedService<ModelDiscoveryService>();
         builder.AddModelRoutingBackends();
