@@ -134,8 +134,19 @@ internal sealed class RedisConnection : IDisposable
         MarkDown(reason);
     }
 
-    /// <summary>Gets whether <paramref name="e"/> is Redis being unavailable (rather than a bug).</summary>
-    public static bool IsUnavailable(Exception e) => e is RedisException or TimeoutException or ObjectDisposedException;
+    /// <summary>
+    /// Gets whether <paramref name="e"/> is Redis being unavailable: no connection, a timeout, or a server that cannot
+    /// serve now (loading, busy, a replica). Other server errors (a script that does not compile) are bugs, not outages.
+    /// </summary>
+    public static bool IsUnavailable(Exception e) => e switch
+    {
+        RedisServerException server => server.Message.StartsWith("LOADING", StringComparison.Ordinal)
+            || server.Message.StartsWith("BUSY", StringComparison.Ordinal)
+            || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal)
+            || server.Message.StartsWith("READONLY", StringComparison.Ordinal),
+        RedisException or TimeoutException or ObjectDisposedException => true,
+        _ => false,
+    };
 
     public void Dispose() => _multiplexer?.Dispose();
 

@@ -27,38 +27,68 @@ internal sealed class RedisQuotaStore : IQuotaStore
     // ARGV: tokens, concurrency TTL (ms), then per scope: requests/min, tokens/min, max concurrent (-1: none).
     // Returns {1, now, snapshot...} or {0, scope, reason, retry ms, used, snapshot...}; snapshot is
     // limit, remaining, reset (ms) for requests then tokens (limit -1: none).
-    private const string AdmitScript = """
+    // A window is a hash: one field per quarter-second slot (its amount), plus 'sum' (the amount in the window),
+    // 'exp' (every slot up to it has been removed) and 'last' (the newest slot added to). Expiring walks only the
+    // slots that left since the last admission, so an admission costs the same however busy the window is; only a
+    // refusal reads the whole window, to say when the request would fit.
+    private const string WindowFunctions = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local slot = math.floor(now / 250)
-        local field = string.format('%d', slot)
         local oldest = slot - 240
-        local tokens = tonumber(ARGV[1])
-        local n = #KEYS / 3
+        local function f(n) return string.format('%d', n) end
         local function load(key)
-          local all = redis.call('HGETALL', key)
-          local w = { sum = 0, slots = {} }
-          for i = 1, #all, 2 do
-            local s, a = tonumber(all[i]), tonumber(all[i + 1])
-            if s < oldest then
-              redis.call('HDEL', key, all[i])
-            else
-              w.sum = w.sum + a
-              w.slots[#w.slots + 1] = { s, a }
+          local meta = redis.call('HMGET', key, 'sum', 'exp', 'last')
+          local w = { key = key, sum = tonumber(meta[1] or '0'), exp = tonumber(meta[2] or f(oldest - 1)), last = tonumber(meta[3] or '-1') }
+          if w.exp < oldest - 1 then
+            for s = w.exp + 1, oldest - 1 do
+              local a = redis.call('HGET', key, f(s))
+              if a then
+                w.sum = w.sum - tonumber(a)
+                redis.call('HDEL', key, f(s))
+              end
             end
+            w.exp = oldest - 1
+            redis.call('HSET', key, 'sum', f(w.sum), 'exp', f(w.exp))
           end
           return w
+        end
+        local function untilEmpty(w)
+          if w.sum <= 0 or w.last < oldest then return 0 end
+          return (w.last + 241) * 250 - now
         end
         local function untilAtMost(w, allowed)
           local excess = w.sum - allowed
           if excess <= 0 then return 0 end
-          table.sort(w.slots, function(x, y) return x[1] < y[1] end)
-          for _, p in ipairs(w.slots) do
+          local all = redis.call('HGETALL', w.key)
+          local slots = {}
+          for i = 1, #all, 2 do
+            local s = tonumber(all[i])
+            if s and s >= oldest then slots[#slots + 1] = { s, tonumber(all[i + 1]) } end
+          end
+          table.sort(slots, function(x, y) return x[1] < y[1] end)
+          for _, p in ipairs(slots) do
             excess = excess - p[2]
             if excess <= 0 then return (p[1] + 241) * 250 - now end
           end
           return 60000
         end
+        local function add(w, amount)
+          redis.call('HINCRBY', w.key, f(slot), amount)
+          w.sum = w.sum + amount
+          w.last = slot
+          redis.call('HSET', w.key, 'sum', f(w.sum), 'exp', f(w.exp), 'last', f(slot))
+          redis.call('PEXPIRE', w.key, 61000)
+        end
+        """;
+
+    // KEYS: per scope, its requests window, tokens window and concurrency count.
+    // ARGV: tokens, concurrency TTL (ms), then per scope: requests/min, tokens/min, max concurrent (-1: none).
+    // Returns {1, now, snapshot...} or {0, scope, reason, retry ms, used, snapshot...}; snapshot is
+    // limit, remaining, reset (ms) for requests then tokens (limit -1: none).
+    private const string AdmitScript = WindowFunctions + "\n" + """
+        local tokens = tonumber(ARGV[1])
+        local n = #KEYS / 3
         local scopes = {}
         for i = 1, n do
           scopes[i] = { r = load(KEYS[3 * i - 2]), t = load(KEYS[3 * i - 1]),
@@ -70,11 +100,11 @@ internal sealed class RedisQuotaStore : IQuotaStore
             local s = scopes[i]
             if s.rpm >= 0 then
               local rem = math.max(0, s.rpm - s.r.sum)
-              if rr < 0 or rem < rr then lr, rr, sr = s.rpm, rem, untilAtMost(s.r, 0) end
+              if rr < 0 or rem < rr then lr, rr, sr = s.rpm, rem, untilEmpty(s.r) end
             end
             if s.tpm >= 0 then
               local rem = math.max(0, s.tpm - s.t.sum)
-              if rt < 0 or rem < rt then lt, rt, st = s.tpm, rem, untilAtMost(s.t, 0) end
+              if rt < 0 or rem < rt then lt, rt, st = s.tpm, rem, untilEmpty(s.t) end
             end
           end
           for _, v in ipairs({ lr, rr, sr, lt, rt, st }) do result[#result + 1] = v end
@@ -98,31 +128,30 @@ internal sealed class RedisQuotaStore : IQuotaStore
         end
         for i = 1, n do
           local s = scopes[i]
-          redis.call('HINCRBY', KEYS[3 * i - 2], field, 1)
-          redis.call('PEXPIRE', KEYS[3 * i - 2], 61000)
-          redis.call('HINCRBY', KEYS[3 * i - 1], field, ARGV[1])
-          redis.call('PEXPIRE', KEYS[3 * i - 1], 61000)
+          add(s.r, 1)
+          add(s.t, tokens)
           if s.conc >= 0 then
             redis.call('INCR', KEYS[3 * i])
             redis.call('PEXPIRE', KEYS[3 * i], ARGV[2])
           end
-          s.r.sum = s.r.sum + 1
-          s.r.slots[#s.r.slots + 1] = { slot, 1 }
-          s.t.sum = s.t.sum + tokens
-          s.t.slots[#s.t.slots + 1] = { slot, tokens }
         end
         return snapshot({ 1, now })
         """;
 
     // KEYS: per scope, its tokens window and concurrency count. ARGV: reserved at (ms), token delta, then per scope 1
-    // when it holds a concurrency slot.
+    // when it holds a concurrency slot. A slot that has left the window is not corrected: nothing of it counts.
     private const string CompleteScript = """
-        local slot = string.format('%d', math.floor(tonumber(ARGV[1]) / 250))
+        local function f(n) return string.format('%d', n) end
+        local slot = f(math.floor(tonumber(ARGV[1]) / 250))
         local delta = tonumber(ARGV[2])
         for i = 1, #KEYS / 2 do
           if delta ~= 0 then
             local a = redis.call('HGET', KEYS[2 * i - 1], slot)
-            if a then redis.call('HSET', KEYS[2 * i - 1], slot, string.format('%d', math.max(0, tonumber(a) + delta))) end
+            if a then
+              local corrected = math.max(0, tonumber(a) + delta)
+              redis.call('HSET', KEYS[2 * i - 1], slot, f(corrected))
+              redis.call('HINCRBY', KEYS[2 * i - 1], 'sum', f(corrected - tonumber(a)))
+            end
           end
           if ARGV[2 + i] == '1' then
             local c = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
