@@ -41,9 +41,9 @@ public sealed class RedisOptions
 
     /// <summary>
     /// Gets or sets how often the shared overlay's version is checked, the safety net under the change notices
-    /// (pub/sub is at-most-once). Defaults to 1 second.
+    /// (pub/sub is at-most-once). Defaults to 500 ms.
     /// </summary>
-    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>Gets whether shared state is on.</summary>
     public bool Enabled => !string.IsNullOrWhiteSpace(Configuration);

@@ -33,7 +33,13 @@ internal sealed class SharedOverlaySync(ModelRegistrySource source, SharedOverla
 
             try
             {
-                source.SynchronizeShared();
+                // On the thread pool: after an await on Redis this loop can be running on the multiplexer's own reader
+                // thread, where a synchronous Redis call waits for itself until it times out.
+                await Task.Run(source.SynchronizeShared, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
             }
             catch (SharedStateUnavailableException)
             {

@@ -76,8 +76,11 @@ internal sealed class RedisServer : IAsyncDisposable
         _process = null;
     }
 
-    /// <summary>Sends one inline command and returns the first reply line.</summary>
-    public async Task<string> CommandAsync(params string[] arguments)
+    /// <summary>Sends one command and returns the first reply line.</summary>
+    public async Task<string> CommandAsync(params string[] arguments) => (await ReplyAsync(arguments))[0];
+
+    /// <summary>Sends one command and returns the reply's lines (one read: short replies only).</summary>
+    public async Task<string[]> ReplyAsync(params string[] arguments)
     {
         using var client = new TcpClient();
         await client.ConnectAsync("127.0.0.1", Port);
@@ -91,7 +94,7 @@ internal sealed class RedisServer : IAsyncDisposable
         await stream.WriteAsync(Encoding.UTF8.GetBytes(request.ToString()));
         var buffer = new byte[4096];
         var read = await stream.ReadAsync(buffer);
-        return Encoding.UTF8.GetString(buffer, 0, read).Split("\r\n")[0];
+        return Encoding.UTF8.GetString(buffer, 0, read).Split("\r\n");
     }
 
     public async ValueTask DisposeAsync() => await KillAsync();

@@ -19,7 +19,7 @@ public sealed class SharedCooldownsTests
         public Replica(string redis)
         {
             _connection = new RedisConnection(
-                Options.Create(new ModelRoutingOptions { Redis = new RedisOptions { Configuration = redis } }), TimeProvider.System, NullLogger<RedisConnection>.Instance);
+                Options.Create(new ModelRoutingOptions { Redis = new RedisOptions { Configuration = redis, Timeout = TimeSpan.FromSeconds(2) } }), TimeProvider.System, NullLogger<RedisConnection>.Instance);
             _sharing = new SharedCooldowns(Cooldowns, _connection);
         }
 
