@@ -14,6 +14,7 @@ using ModelRouting.Health;
 using ModelRouting.Inspection;
 using ModelRouting.Proxy;
 using ModelRouting.Quotas;
+using ModelRouting.SharedState;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -74,7 +75,11 @@ public static class ModelRoutingServiceCollectionExtensions
         builder.AddTransforms<FailoverTransforms>();
         services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<ProxyConfigAppliedSignal>());
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<IQuotaStore>(sp => new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<RedisConnection>();
+        services.TryAddSingleton<SharedOverlayStore>();
+        services.TryAddSingleton<IQuotaStore>(sp => sp.GetRequiredService<RedisConnection>().Enabled
+            ? ActivatorUtilities.CreateInstance<RedisQuotaStore>(sp)
+            : new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<UsageLedger>();
         services.TryAddSingleton<ITokenCounter>(HeuristicTokenCounter.Instance);
         services.TryAddSingleton<BackendPromptCounter>();
@@ -89,10 +94,13 @@ public static class ModelRoutingServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<ModelRegistrySource>>(),
             sp.GetRequiredService<RuntimeStateStore>(),
-            sp.GetRequiredService<ProxyConfigAppliedSignal>()));
+            sp.GetRequiredService<ProxyConfigAppliedSignal>(),
+            sp.GetRequiredService<SharedOverlayStore>()));
         services.TryAddSingleton<VllmAdapterManager>();
         services.AddModelAwareLoadBalancing();
         services.AddHostedService<ModelRoutingStartup>();
+        services.AddHostedService<SharedOverlaySync>();
+        services.AddHostedService<SharedCooldowns>();
         services.AddHostedService<ClusterHealthMonitor>();
         services.AddHostedService<ModelDiscoveryService>();
         builder.AddModelRoutingBackends();

@@ -50,6 +50,35 @@ internal sealed class RuntimeOverlay
     /// <summary>Gets or sets the client keys created through the admin API (their hashes), in creation order.</summary>
     public List<RuntimeKey> Keys { get; set; } = [];
 
+    /// <summary>Parses a persisted overlay (the state file, the shared document in Redis) and checks its shape.</summary>
+    /// <exception cref="JsonException">The document is not an overlay this version can apply.</exception>
+    public static RuntimeOverlay Parse(ReadOnlySpan<byte> utf8)
+    {
+        var overlay = JsonSerializer.Deserialize<RuntimeOverlay>(utf8, Json) ?? throw new JsonException("the document is null");
+        if (overlay.Version != CurrentVersion)
+        {
+            throw new JsonException($"version {overlay.Version} is not supported (expected {CurrentVersion})");
+        }
+
+        if (overlay.Endpoints is null || overlay.Removed is null || overlay.Statuses is null || overlay.Aliases is null
+            || overlay.RemovedAliases is null || overlay.Keys is null)
+        {
+            throw new JsonException("a list of the overlay is null");
+        }
+
+        if (overlay.Endpoints.Any(e => string.IsNullOrWhiteSpace(e?.Definition?.Id)))
+        {
+            throw new JsonException("an endpoint has no Definition.Id");
+        }
+
+        if (overlay.Keys.Any(k => string.IsNullOrWhiteSpace(k?.Definition?.Id)))
+        {
+            throw new JsonException("a key has no Id");
+        }
+
+        return overlay;
+    }
+
     public RuntimeOverlay Clone() => JsonSerializer.Deserialize<RuntimeOverlay>(JsonSerializer.SerializeToUtf8Bytes(this, Json), Json)!;
 
     public RuntimeEndpoint? FindEndpoint(string id) => Endpoints.Find(e => e.Definition.Id == id);

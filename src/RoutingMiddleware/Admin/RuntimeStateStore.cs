@@ -24,19 +24,7 @@ internal sealed class RuntimeStateStore(string? path)
 
         try
         {
-            var overlay = JsonSerializer.Deserialize<RuntimeOverlay>(File.ReadAllBytes(Path), RuntimeOverlay.Json)
-                ?? throw new JsonException("the file holds null");
-            if (overlay.Version != RuntimeOverlay.CurrentVersion)
-            {
-                throw new JsonException($"version {overlay.Version} is not supported (expected {RuntimeOverlay.CurrentVersion})");
-            }
-
-            if (overlay.Endpoints.Any(e => string.IsNullOrWhiteSpace(e?.Definition?.Id)))
-            {
-                throw new JsonException("an endpoint has no Definition.Id");
-            }
-
-            return overlay;
+            return RuntimeOverlay.Parse(File.ReadAllBytes(Path));
         }
         catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException)
         {

@@ -8,6 +8,7 @@ using ModelRouting.Health;
 using ModelRouting.Proxy;
 using ModelRouting.Registry;
 using ModelRouting.Routing;
+using ModelRouting.SharedState;
 
 namespace ModelRouting.Configuration;
 
@@ -31,6 +32,7 @@ public sealed partial class ModelRegistrySource : IDisposable
     private readonly IDisposable? _optionsSubscription;
     private readonly IDisposable? _proxySubscription;
     private readonly ProxyConfigAppliedSignal? _applied;
+    private readonly SharedOverlayStore? _shared;
     private readonly Lock _writeLock = new();
     private ModelRoutingOptions _optionsInForce;
     private ModelRegistry _configured;
@@ -41,6 +43,7 @@ public sealed partial class ModelRegistrySource : IDisposable
     private IReadOnlySet<string> _clusterIds;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _reloads;
+    private SharedOverlayMark _sharedMark = SharedOverlayMark.None;
 
     internal ModelRegistrySource(
         IOptionsMonitor<ModelRoutingOptions> options,
@@ -48,7 +51,8 @@ public sealed partial class ModelRegistrySource : IDisposable
         TimeProvider time,
         ILogger<ModelRegistrySource> logger,
         RuntimeStateStore? store = null,
-        ProxyConfigAppliedSignal? applied = null)
+        ProxyConfigAppliedSignal? applied = null,
+        SharedOverlayStore? shared = null)
     {
         _options = options;
         _proxyConfig = proxyConfig;
@@ -56,6 +60,7 @@ public sealed partial class ModelRegistrySource : IDisposable
         _logger = logger;
         _store = store ?? new RuntimeStateStore(null);
         _applied = applied;
+        _shared = shared is { Enabled: true } ? shared : null;
 
         // At start-up YARP applies this same configuration before the first request. Every error is reported
         // at once: the proxy configuration's and the registry's.
@@ -79,6 +84,20 @@ public sealed partial class ModelRegistrySource : IDisposable
 
         _configured = registry;
         _overlay = DefaultOverrideScope.Review(_store.Load(), _configured, _store, _logger);
+        if (_shared is not null)
+        {
+            // Redis is the source of truth; the local state file is only the last-known-good for a cold start
+            // while Redis is down. A Redis that holds no overlay yet takes this replica's.
+            try
+            {
+                SynchronizeLocked(_shared);
+            }
+            catch (SharedStateUnavailableException)
+            {
+                // Logged by the connection; the sync service joins Redis when it answers.
+            }
+        }
+
         (_administered, _current) = Compose();
         Log.Loaded(_logger, _current.Router.Registry.Count);
         WarnOfPlainKeys(_optionsInForce);
@@ -115,6 +134,9 @@ public sealed partial class ModelRegistrySource : IDisposable
 
     /// <summary>Gets whether configuration (before runtime changes) has an endpoint <paramref name="id"/>.</summary>
     internal bool ConfiguredContains(string id) => Volatile.Read(ref _configured).TryGet(id, out _);
+
+    /// <summary>Gets the mark of the shared overlay (Redis) this replica last read or wrote; None when not shared.</summary>
+    internal SharedOverlayMark SharedMark => _sharedMark;
 
     /// <summary>Gets the time source.</summary>
     internal TimeProvider Time => _time;
@@ -238,7 +260,19 @@ public sealed partial class ModelRegistrySource : IDisposable
                 return result;
             }
 
-            _store.Save(result.Overlay);
+            if (_shared is not null)
+            {
+                result = AdministerShared(_shared, change, result);
+                if (result.Error is not null || result.Overlay is null)
+                {
+                    return result;
+                }
+            }
+            else
+            {
+                _store.Save(result.Overlay);
+            }
+
             _overlay = result.Overlay;
             if (result.Conditions is not null)
             {
@@ -247,6 +281,111 @@ public sealed partial class ModelRegistrySource : IDisposable
 
             Publish(Compose());
             return result;
+        }
+    }
+
+    /// <summary>
+    /// Brings this replica to the shared overlay in Redis (SPEC §16): applies a newer document, refuses a corrupt one
+    /// (logged, the last good stays in force), or seeds an empty Redis with this replica's overlay.
+    /// </summary>
+    /// <exception cref="SharedStateUnavailableException">Redis did not answer.</exception>
+    internal void SynchronizeShared()
+    {
+        if (_shared is not { } shared)
+        {
+            return;
+        }
+
+        var mark = shared.ReadMark();
+        if (mark == _sharedMark && mark.Version != 0)
+        {
+            return;
+        }
+
+        lock (_writeLock)
+        {
+            if (SynchronizeLocked(shared))
+            {
+                Publish(Compose());
+            }
+        }
+    }
+
+    // Writes the overlay to Redis (compare-and-set on the version this replica has seen). Another replica's change
+    // in between: read it, apply it, and run the change again on it.
+    private AdminChange AdministerShared(SharedOverlayStore shared, Func<ModelRegistry, RuntimeOverlay, AdminChange> change, AdminChange result)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            if (shared.CompareAndSet(_sharedMark, result.Overlay!) is { } written)
+            {
+                _sharedMark = written;
+                SaveLocalCopy(result.Overlay!);
+                return result;
+            }
+
+            if (attempt == 4)
+            {
+                throw new SharedStateUnavailableException("The shared overlay in Redis kept changing under this write (5 attempts); retry.");
+            }
+
+            if (SynchronizeLocked(shared))
+            {
+                Publish(Compose());
+            }
+
+            result = change(_administered, _overlay);
+            if (result.Error is not null || result.Overlay is null)
+            {
+                return result;
+            }
+        }
+    }
+
+    // Under _writeLock. Returns whether _overlay changed (the caller publishes).
+    private bool SynchronizeLocked(SharedOverlayStore shared)
+    {
+        var document = shared.Read();
+        if (document.Mark.Version == 0)
+        {
+            if (shared.CompareAndSet(SharedOverlayMark.None, _overlay) is { } seeded)
+            {
+                _sharedMark = seeded;
+                SharedStateLog.OverlaySeeded(_logger, _overlay.Endpoints.Count, _overlay.Keys.Count);
+                return false;
+            }
+
+            document = shared.Read(); // another replica seeded it first
+        }
+
+        if (document.Mark == _sharedMark)
+        {
+            return false;
+        }
+
+        // The mark is taken even for a refused document, so an admin write can replace it (compare-and-set on it).
+        _sharedMark = document.Mark;
+        if (document.Overlay is null)
+        {
+            SharedStateLog.OverlayRefused(_logger, document.Mark.Version, document.Error ?? "no document");
+            return false;
+        }
+
+        _overlay = DefaultOverrideScope.Review(document.Overlay, _configured, _store, _logger);
+        SaveLocalCopy(_overlay);
+        SharedStateLog.OverlayApplied(_logger, document.Mark.Version);
+        return true;
+    }
+
+    private void SaveLocalCopy(RuntimeOverlay overlay)
+    {
+        try
+        {
+            _store.Save(overlay);
+        }
+        catch (RuntimeStateNotSavedException e)
+        {
+            SharedStateLog.LocalCopyNotSaved(_logger, e.Message);
         }
     }
 

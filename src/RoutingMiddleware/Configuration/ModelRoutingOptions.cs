@@ -61,6 +61,9 @@ public sealed class ModelRoutingOptions
 
     /// <summary>Gets or sets the weights and metrics scraping of the <c>ModelAware</c> load-balancing policy (SPEC §17).</summary>
     public Balancing.ModelAwareOptions LoadBalancing { get; set; } = new();
+
+    /// <summary>Gets or sets where replicas share their state (SPEC §16). Off unless a connection string is set.</summary>
+    public RedisOptions Redis { get; set; } = new();
 }
 
 /// <summary>The <c>ModelRouting:Admin</c> section: the runtime admin API, the management listener and where changes are kept.</summary>

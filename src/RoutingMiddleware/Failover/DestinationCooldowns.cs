@@ -20,26 +20,51 @@ internal sealed class DestinationCooldowns(TimeProvider time)
 
     private readonly ConcurrentDictionary<(string Cluster, string Destination), long> _until = new();
 
+    /// <summary>
+    /// Raised when this process starts a cooldown (cluster, destination, period), so it can be shared with other
+    /// replicas (SPEC §16); not raised for one applied through <see cref="Apply"/>.
+    /// </summary>
+    public event Action<string, string, TimeSpan>? CooledDown;
+
+    /// <summary>Raised when this process ends a cooldown (cluster, destination); not raised by <see cref="Lift"/>.</summary>
+    public event Action<string, string>? Ended;
+
     /// <summary>Starts (or extends) the cooldown of <paramref name="destination"/> for <paramref name="period"/>.</summary>
     public void CoolDown(string clusterId, DestinationState destination, TimeSpan period)
     {
+        Apply(clusterId, destination.DestinationId, period);
+        CooledDown?.Invoke(clusterId, destination.DestinationId, period);
+    }
+
+    /// <summary>Starts (or extends) a cooldown another replica started.</summary>
+    public void Apply(string clusterId, string destinationId, TimeSpan period)
+    {
         var until = time.GetTimestamp() + (long)(period.TotalSeconds * time.TimestampFrequency);
-        _until.AddOrUpdate((clusterId, destination.DestinationId), until, (_, old) => Math.Max(old, until));
+        _until.AddOrUpdate((clusterId, destinationId), until, (_, old) => Math.Max(old, until));
         if (_until.Count > 10_000)
         {
             Prune();
         }
     }
 
+    /// <summary>Ends a cooldown another replica ended.</summary>
+    public void Lift(string clusterId, string destinationId) => _until.TryRemove((clusterId, destinationId), out _);
+
     /// <summary>Ends the cooldown of <paramref name="destination"/> (a health check saw it answer).</summary>
-    public void End(string clusterId, DestinationState destination) => _until.TryRemove((clusterId, destination.DestinationId), out _);
+    public void End(string clusterId, DestinationState destination)
+    {
+        if (_until.TryRemove((clusterId, destination.DestinationId), out _))
+        {
+            Ended?.Invoke(clusterId, destination.DestinationId);
+        }
+    }
 
     /// <summary>Ends the cooldown of a destination an attempt just succeeded on (the probe after a cooldown).</summary>
     public void Succeeded(string clusterId, DestinationState destination)
     {
-        if (!_until.IsEmpty)
+        if (!_until.IsEmpty && _until.TryRemove((clusterId, destination.DestinationId), out _))
         {
-            _until.TryRemove((clusterId, destination.DestinationId), out _);
+            Ended?.Invoke(clusterId, destination.DestinationId);
         }
     }
 

@@ -72,6 +72,9 @@ public sealed class QuotaLease
     /// <summary>Gets the store's clock reading (ms) when the tokens were reserved, to correct the same window slot.</summary>
     public long ReservedAt { get; }
 
+    /// <summary>Gets whether the lease was taken in the shared store (Redis) rather than in this process.</summary>
+    internal bool Shared { get; init; }
+
     internal int Completed;
 }
 

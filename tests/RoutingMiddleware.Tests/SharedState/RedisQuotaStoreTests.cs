@@ -1,0 +1,152 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using ModelRouting.Configuration;
+using ModelRouting.Quotas;
+using ModelRouting.SharedState;
+
+namespace ModelRouting.Tests.SharedState;
+
+/// <summary>SPEC §16: the Redis quota store against a real redis-server, two stores standing for two replicas.</summary>
+public sealed class RedisQuotaStoreTests
+{
+    private static RedisConnection Connect(string configuration, bool failClosed = false, int replicas = 1) =>
+        new(Options.Create(new ModelRoutingOptions { Redis = new RedisOptions { Configuration = configuration, FailClosed = failClosed, Replicas = replicas, Timeout = TimeSpan.FromSeconds(2) } }),
+            TimeProvider.System, NullLogger<RedisConnection>.Instance);
+
+    private static RedisQuotaStore Store(RedisConnection connection) => new(connection, TimeProvider.System, NullLogger<RedisQuotaStore>.Instance);
+
+    private static QuotaScope Scope(string id, int? rpm = null, long? tpm = null, int? concurrent = null) => new(id, new RateLimits(rpm, tpm, concurrent));
+
+    [Fact]
+    public async Task Admit_RequestsPerMinute_HoldsAcrossTwoStores_AllOrNothing()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var a = Connect(redis.Configuration);
+        using var b = Connect(redis.Configuration);
+        var key = Scope("key:k", rpm: 3);
+        var endpoint = Scope("endpoint:e", rpm: 100);
+
+        var admitted = 0;
+        for (var i = 0; i < 6; i++)
+        {
+            var decision = await Store(i % 2 == 0 ? a : b).AdmitAsync(new QuotaRequest(key, endpoint, 10), CancellationToken.None);
+            admitted += decision.Admitted ? 1 : 0;
+            if (!decision.Admitted)
+            {
+                Assert.Equal("requests", decision.RefusedBy);
+                Assert.Contains("key:k", decision.Reason, StringComparison.Ordinal);
+                Assert.InRange(decision.RetryAfter, TimeSpan.FromSeconds(59), TimeSpan.FromSeconds(60.25));
+                Assert.Equal(0, decision.Snapshot.RemainingRequests);
+            }
+        }
+
+        Assert.Equal(3, admitted);
+
+        // The refusals took nothing from the endpoint: 3 counted there, not 6.
+        var other = await Store(a).AdmitAsync(new QuotaRequest(null, endpoint, 0), CancellationToken.None);
+        Assert.Equal(100 - 4, other.Snapshot.RemainingRequests);
+        Assert.Equal(100, other.Snapshot.LimitRequests);
+    }
+
+    [Fact]
+    public async Task Complete_CorrectsTheReservation_AndFreesTheConcurrencySlot()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = Connect(redis.Configuration);
+        var store = Store(connection);
+        var key = Scope("key:k", tpm: 1000, concurrent: 1);
+
+        var first = await store.AdmitAsync(new QuotaRequest(key, null, 800), CancellationToken.None);
+        Assert.True(first.Admitted);
+        Assert.Equal(200, first.Snapshot.RemainingTokens);
+        var second = await store.AdmitAsync(new QuotaRequest(key, null, 10), CancellationToken.None);
+        Assert.False(second.Admitted); // one concurrent request
+        Assert.Contains("concurrent", second.Reason, StringComparison.Ordinal);
+
+        await store.CompleteAsync(first.Lease!, usedTokens: 100);
+        var third = await store.AdmitAsync(new QuotaRequest(key, null, 850), CancellationToken.None);
+        Assert.True(third.Admitted); // 100 used + 850 ≤ 1000: the 800 reserved were corrected to 100
+        Assert.Equal(50, third.Snapshot.RemainingTokens);
+
+        var tooLarge = await store.AdmitAsync(new QuotaRequest(Scope("key:other", tpm: 10), null, 11), CancellationToken.None);
+        Assert.Equal("tokens", tooLarge.RefusedBy);
+        Assert.Contains("too large", tooLarge.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RedisDown_FallsBackInProcess_AtLimitDividedByReplicas_ThenUsesRedisAgain()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = Connect(redis.Configuration, replicas: 3);
+        var store = Store(connection);
+        var key = Scope("key:k", rpm: 6);
+        Assert.True((await store.AdmitAsync(new QuotaRequest(key, null, 1), CancellationToken.None)).Admitted);
+
+        await redis.KillAsync();
+        var admitted = 0;
+        for (var i = 0; i < 5; i++)
+        {
+            admitted += (await store.AdmitAsync(new QuotaRequest(key, null, 1), CancellationToken.None)).Admitted ? 1 : 0;
+        }
+
+        Assert.Equal(1, admitted); // 6 ÷ 3 in this process, one of which this replica admitted through Redis before
+
+        await redis.RestartAsync(); // empty: no persistence
+        var decision = await E2EPoll(async () => await store.AdmitAsync(new QuotaRequest(key, null, 1), CancellationToken.None), d => d.Lease?.Shared == true);
+        Assert.True(decision.Lease?.Shared);
+        // Counted in Redis again, from empty: 5 left, or 4 when a probe's admission ran in Redis but answered after
+        // the timeout (the first script call after a restart loads the script; the full suite loads the machine).
+        Assert.InRange(decision.Snapshot.RemainingRequests, 4, 5);
+    }
+
+    [Fact]
+    public async Task RedisDown_FailClosed_Refuses()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = Connect(redis.Configuration, failClosed: true);
+        var store = Store(connection);
+        await redis.KillAsync();
+        var decision = await store.AdmitAsync(new QuotaRequest(Scope("key:k", rpm: 100), null, 1), CancellationToken.None);
+        Assert.False(decision.Admitted);
+        Assert.Contains("FailClosed", decision.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Window_UsesRedisClock_AndExpiresSixtySecondsLater()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = Connect(redis.Configuration);
+        var store = Store(connection);
+
+        // A slot written 60.5 s ago by Redis's clock has left the window; one written 59 s ago has not.
+        var now = await RedisMillisecondsAsync(redis);
+        var field = (long ms) => ((now - ms) / 250).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await redis.CommandAsync("HSET", "model-gateway:q:key:k:r", field(60_500), "5", field(59_000), "2", "sum", "7", "exp", field(62_000), "last", field(59_000));
+        var decision = await store.AdmitAsync(new QuotaRequest(Scope("key:k", rpm: 4), null, 0), CancellationToken.None);
+        Assert.True(decision.Admitted);
+        Assert.Equal(1, decision.Snapshot.RemainingRequests); // 2 + this one of 4
+        Assert.InRange(decision.Snapshot.ResetRequests, TimeSpan.FromSeconds(59), TimeSpan.FromSeconds(60.25));
+    }
+
+    // Redis's clock (TIME: seconds and microseconds), read without the store's 250 ms timeout.
+    private static async Task<long> RedisMillisecondsAsync(RedisServer redis)
+    {
+        var reply = await redis.ReplyAsync("TIME"); // *2, $n, seconds, $n, microseconds
+        return (long.Parse(reply[2], System.Globalization.CultureInfo.InvariantCulture) * 1000) + (long.Parse(reply[4], System.Globalization.CultureInfo.InvariantCulture) / 1000);
+    }
+
+    private static async Task<T> E2EPoll<T>(Func<Task<T>> probe, Func<T, bool> done)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            var value = await probe();
+            if (done(value) || DateTime.UtcNow > deadline)
+            {
+                return value;
+            }
+
+            await Task.Delay(100);
+        }
+    }
+}

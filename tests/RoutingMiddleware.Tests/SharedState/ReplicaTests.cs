@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json.Nodes;
+using ModelRouting.Configuration;
+using ModelRouting.Tests.Admin;
+using ModelRouting.Tests.EndToEnd.Support;
+using static ModelRouting.Tests.EndToEnd.Support.StreamingHelpers;
+using static ModelRouting.Tests.Keys.ClientKeyTests;
+
+namespace ModelRouting.Tests.SharedState;
+
+/// <summary>SPEC §16: two gateway replicas sharing one real redis-server act as one.</summary>
+public sealed class ReplicaTests
+{
+    private const string OpsSecret = "sk-ops-0123456789";
+
+    private static JsonObject Deployment(TestBackend pool, string redis, JsonObject? keyLimits = null, bool required = false)
+    {
+        var modelRouting = AdminTestSupport.AdminSection();
+        modelRouting["Keys"] = new JsonArray(Key("ops", OpsSecret, ["*"], (JsonObject?)keyLimits?.DeepClone()));
+        // A 2 s command timeout: these tests are about sharing, and on a loaded CI machine 250 ms can pass without an outage.
+        modelRouting["Redis"] = new JsonObject { ["Configuration"] = redis, ["Required"] = required, ["Replicas"] = 2, ["Timeout"] = "00:00:02" };
+        return TestGateway.Config(
+            new Dictionary<string, string[]> { ["pool"] = [pool.Url] },
+            [TestGateway.Endpoint("a", "pool", isDefault: true)],
+            modelRouting);
+    }
+
+    private static async Task<HttpStatusCode> ChatAsync(TestGateway gateway, string secret, string model)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(E2EHelpers.Chat(model), Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+        using var response = await gateway.Client.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    // Polls until the condition holds; returns how long it took (fails after 5 s).
+    private static async Task<TimeSpan> UntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"not within 5 s: {what}");
+            await Task.Delay(20);
+        }
+
+        return watch.Elapsed;
+    }
+
+    private static async Task<string> CreateKeyAsync(TestGateway gateway, string id)
+    {
+        var (status, created, _) = await gateway.AdminAsync(HttpMethod.Post, "/admin/keys", new JsonObject { ["Id"] = id, ["Models"] = new JsonArray("*") });
+        Assert.Equal(HttpStatusCode.Created, status);
+        return created!["key"]!.GetValue<string>();
+    }
+
+    [Fact]
+    public async Task AdminChanges_OnOneReplica_AreInForceOnTheOther_WithinOneSecond()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        await using var one = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+        await using var two = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+
+        var secret = await CreateKeyAsync(one, "team-b");
+        var took = await UntilAsync(async () => await ChatAsync(two, secret, "a") == HttpStatusCode.OK, "the key created on one works on two");
+        Assert.True(took < TimeSpan.FromSeconds(1), $"took {took}");
+
+        var (status, _, _) = await two.AdminAsync(HttpMethod.Put, AdminTestSupport.EndpointPath("b"), AdminTestSupport.Definition("pool"));
+        Assert.Equal(HttpStatusCode.Created, status);
+        took = await UntilAsync(async () => await ChatAsync(one, OpsSecret, "b") == HttpStatusCode.OK, "the endpoint registered on two routes on one");
+        Assert.True(took < TimeSpan.FromSeconds(1), $"took {took}");
+
+        (status, _, _) = await one.AdminAsync(HttpMethod.Patch, "/admin/keys/team-b", new JsonObject { ["Enabled"] = false });
+        Assert.Equal(HttpStatusCode.OK, status);
+        took = await UntilAsync(async () => await ChatAsync(two, secret, "a") == HttpStatusCode.Unauthorized, "the key disabled on one is refused on two");
+        Assert.True(took < TimeSpan.FromSeconds(1), $"took {took}");
+
+        // Each replica's state file holds the shared overlay as its last-known-good.
+        Assert.Contains("team-b", await File.ReadAllTextAsync(Path.Combine(two.Directory, "state.json")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task KeyLimit_IsCountedOnceAcrossReplicas()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        var limits = new JsonObject { ["RequestsPerMinute"] = 3 };
+        await using var one = await TestGateway.StartAsync(Deployment(pool, redis.Configuration, limits));
+        await using var two = await TestGateway.StartAsync(Deployment(pool, redis.Configuration, limits));
+
+        using var logsOne = one.CaptureLogs();
+        using var logsTwo = two.CaptureLogs();
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 8; i++)
+        {
+            statuses.Add(await ChatAsync(i % 2 == 0 ? one : two, OpsSecret, "a"));
+        }
+
+        var logs = string.Join("\n", logsOne.Entries.Concat(logsTwo.Entries).Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Information).Select(e => $"{e.EventName}: {e.Message}"));
+        Assert.True(3 == statuses.Count(s => s == HttpStatusCode.OK), string.Join(",", statuses.Select(s => (int)s)) + "\n" + logs);
+        Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.TooManyRequests));
+    }
+
+    [Fact]
+    public async Task RedisKilled_RequestsFlow_AdminWrites503_RedisBack_ChangesPropagateWithoutRestart()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        await using var one = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+        await using var two = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+        var before = await CreateKeyAsync(one, "before");
+        await UntilAsync(async () => await ChatAsync(two, before, "a") == HttpStatusCode.OK, "propagated before the outage");
+
+        await redis.KillAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, await ChatAsync(i % 2 == 0 ? one : two, before, "a"));
+        }
+
+        var (status, body, response) = await one.AdminAsync(HttpMethod.Post, "/admin/keys", new JsonObject { ["Id"] = "during", ["Models"] = new JsonArray("*") });
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Equal("shared_state_unavailable", body!["error"]!["code"]!.GetValue<string>());
+        Assert.NotNull(response.Headers.RetryAfter);
+        var (list, listed, _) = await one.AdminAsync(HttpMethod.Get, "/admin/keys");
+        Assert.Equal(HttpStatusCode.OK, list);
+        Assert.DoesNotContain("during", listed!.ToJsonString(), StringComparison.Ordinal);
+
+        // Redis comes back empty (no persistence): a replica seeds it with the overlay it has, and changes flow again.
+        await redis.RestartAsync();
+        string? after = null;
+        await UntilAsync(async () =>
+        {
+            var (created, node, _) = await one.AdminAsync(HttpMethod.Post, "/admin/keys", new JsonObject { ["Id"] = "after", ["Models"] = new JsonArray("*") });
+            after = created == HttpStatusCode.Created ? node!["key"]!.GetValue<string>() : null;
+            return after is not null;
+        }, "admin writes accepted once Redis is back");
+        var took = await UntilAsync(async () => await ChatAsync(two, after!, "a") == HttpStatusCode.OK, "the key created after the outage works on two");
+        Assert.True(took < TimeSpan.FromSeconds(1), $"took {took}");
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync(two, before, "a"));
+    }
+
+    [Fact]
+    public async Task CorruptOverlayInRedis_IsRefused_LastGoodKept_AndAnAdminWriteReplacesIt()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        await using var one = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+        using var logs = one.CaptureLogs();
+        var secret = await CreateKeyAsync(one, "team-b");
+
+        Assert.StartsWith(":", await redis.CommandAsync("HINCRBY", "model-gateway:overlay", "v", "1"), StringComparison.Ordinal);
+        Assert.Equal(":0", await redis.CommandAsync("HSET", "model-gateway:overlay", "doc", "{\"Version\":1,\"Endpoints\":[{\"Definition\":{}}],\"Keys\":[]}"));
+        await redis.CommandAsync("PUBLISH", "model-gateway:overlay:changed", "x:99");
+        await UntilAsync(() => Task.FromResult(logs.Entries.Any(e => e.EventName == "SharedOverlayRefused")), "the corrupt document is refused");
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync(one, secret, "a")); // the key (from the last good) still works
+
+        var (status, _, _) = await one.AdminAsync(HttpMethod.Patch, "/admin/keys/team-b", new JsonObject { ["Enabled"] = false });
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(HttpStatusCode.Unauthorized, await ChatAsync(one, secret, "a"));
+        await using var two = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+        Assert.Equal(HttpStatusCode.Unauthorized, await ChatAsync(two, secret, "a")); // the repaired document is the shared one
+    }
+
+    [Fact]
+    public async Task UnreachableRedis_FailsStartUp_OnlyWhenRequired()
+    {
+        await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        var closed = $"127.0.0.1:{E2EHelpers.ClosedLoopbackPort()}";
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => TestGateway.StartAsync(Deployment(pool, closed, required: true)));
+        var configurationError = e as ModelRoutingConfigurationException ?? e.InnerException as ModelRoutingConfigurationException;
+        Assert.NotNull(configurationError);
+        Assert.Contains("Redis:Required", configurationError.Message, StringComparison.Ordinal);
+
+        await using var gateway = await TestGateway.StartAsync(Deployment(pool, closed));
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync(gateway, OpsSecret, "a"));
+        var (status, body, _) = await gateway.AdminAsync(HttpMethod.Post, "/admin/keys", new JsonObject { ["Id"] = "x", ["Models"] = new JsonArray("*") });
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Equal("shared_state_unavailable", body!["error"]!["code"]!.GetValue<string>());
+    }
+}
