@@ -17,7 +17,7 @@ public sealed class RedisQuotaStoreTests
 
     private static QuotaScope Scope(string id, int? rpm = null, long? tpm = null, int? concurrent = null) => new(id, new RateLimits(rpm, tpm, concurrent));
 
-    [Fact]
+    [RedisFact]
     public async Task Admit_RequestsPerMinute_HoldsAcrossTwoStores_AllOrNothing()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -48,7 +48,7 @@ public sealed class RedisQuotaStoreTests
         Assert.Equal(100, other.Snapshot.LimitRequests);
     }
 
-    [Fact]
+    [RedisFact]
     public async Task Complete_CorrectsTheReservation_AndFreesTheConcurrencySlot()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -73,7 +73,7 @@ public sealed class RedisQuotaStoreTests
         Assert.Contains("too large", tooLarge.Reason, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [RedisFact]
     public async Task RedisDown_FallsBackInProcess_AtLimitDividedByReplicas_ThenUsesRedisAgain()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -99,7 +99,7 @@ public sealed class RedisQuotaStoreTests
         Assert.InRange(decision.Snapshot.RemainingRequests, 4, 5);
     }
 
-    [Fact]
+    [RedisFact]
     public async Task RedisDown_FailClosed_Refuses()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -111,7 +111,7 @@ public sealed class RedisQuotaStoreTests
         Assert.Contains("FailClosed", decision.Reason, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [RedisFact]
     public async Task Window_UsesRedisClock_AndExpiresSixtySecondsLater()
     {
         await using var redis = await RedisServer.StartAsync();

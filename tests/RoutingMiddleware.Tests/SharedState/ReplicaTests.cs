@@ -56,7 +56,7 @@ public sealed class ReplicaTests
         return created!["key"]!.GetValue<string>();
     }
 
-    [Fact]
+    [RedisFact]
     public async Task AdminChanges_OnOneReplica_AreInForceOnTheOther_WithinOneSecond()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -82,7 +82,7 @@ public sealed class ReplicaTests
         Assert.Contains("team-b", await File.ReadAllTextAsync(Path.Combine(two.Directory, "state.json")), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [RedisFact]
     public async Task KeyLimit_IsCountedOnceAcrossReplicas()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -104,7 +104,7 @@ public sealed class ReplicaTests
         Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.TooManyRequests));
     }
 
-    [Fact]
+    [RedisFact]
     public async Task RedisKilled_RequestsFlow_AdminWrites503_RedisBack_ChangesPropagateWithoutRestart()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -142,7 +142,7 @@ public sealed class ReplicaTests
         Assert.Equal(HttpStatusCode.OK, await ChatAsync(two, before, "a"));
     }
 
-    [Fact]
+    [RedisFact]
     public async Task CorruptOverlayInRedis_IsRefused_LastGoodKept_AndAnAdminWriteReplacesIt()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -164,7 +164,7 @@ public sealed class ReplicaTests
         Assert.Equal(HttpStatusCode.Unauthorized, await ChatAsync(two, secret, "a")); // the repaired document is the shared one
     }
 
-    [Fact]
+    [RedisFact]
     public async Task UnreachableRedis_FailsStartUp_OnlyWhenRequired()
     {
         await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));

@@ -47,7 +47,7 @@ public sealed class SharedCooldownsTests
         return watch.Elapsed;
     }
 
-    [Fact]
+    [RedisFact]
     public async Task Cooldown_OnOneReplica_IsSkippedOnTheOther_EndsOnBoth_AndAReplicaStartedLaterReadsIt()
     {
         await using var redis = await RedisServer.StartAsync();
