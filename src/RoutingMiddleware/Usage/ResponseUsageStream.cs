@@ -32,6 +32,7 @@ internal sealed class ResponseUsageStream(Stream inner, HttpResponse response, G
     // JSON mode: the bytes from a "usage" name on, until its object has been read.
     private byte[]? _capture;
     private int _captureLength;
+    private bool _usageRead;
     private readonly byte[] _tail = new byte[UsageReader.Name.Length - 1];
     private int _tailLength;
 
@@ -105,8 +106,7 @@ internal sealed class ResponseUsageStream(Stream inner, HttpResponse response, G
 
         if (_capture is not null)
         {
-            ArrayPool<byte>.Shared.Return(_capture);
-            _capture = null;
+            ReleaseCapture();
         }
     }
 
@@ -116,6 +116,7 @@ internal sealed class ResponseUsageStream(Stream inner, HttpResponse response, G
         Release();
         _mode = Mode.Unknown;
         _heldLength = _captureLength = _tailLength = 0;
+        _usageRead = false;
         _dropBlankLine = false;
     }
 
@@ -133,6 +134,11 @@ internal sealed class ResponseUsageStream(Stream inner, HttpResponse response, G
 
     private void ObserveJson(ReadOnlySpan<byte> data)
     {
+        if (_usageRead)
+        {
+            return; // the rest of the body passes unread
+        }
+
         if (_capture is not null)
         {
             Append(ref _capture, ref _captureLength, data);
@@ -177,25 +183,42 @@ internal sealed class ResponseUsageStream(Stream inner, HttpResponse response, G
 
     private void TryReadCapture()
     {
-        var text = _capture.AsSpan(0, _captureLength);
-        switch (UsageReader.TryRead(text, out var prompt, out var completion))
+        while (_capture is not null)
         {
-            case UsageReader.Result.Read:
-                request.SetUsage(prompt, completion);
-                break;
-            case UsageReader.Result.Incomplete when _captureLength < MaxCapture:
-                return;
-        }
+            var text = _capture.AsSpan(0, _captureLength);
+            switch (UsageReader.TryRead(text, out var prompt, out var completion))
+            {
+                case UsageReader.Result.Read:
+                    request.SetUsage(prompt, completion);
+                    _usageRead = true;
+                    ReleaseCapture();
+                    return;
+                case UsageReader.Result.Incomplete when _captureLength < MaxCapture:
+                    return;
+            }
 
-        // Read, not usage, or too long: look for a later "usage" in what followed the name.
-        var rest = text.Length > UsageReader.Name.Length ? text[UsageReader.Name.Length..].ToArray() : [];
+            // Not a usage object, or too long: look for a later "usage" name in what followed this one, in place.
+            var next = text[UsageReader.Name.Length..].IndexOf(UsageReader.Name);
+            if (next < 0)
+            {
+                var tail = Math.Min(_tail.Length, text.Length);
+                text[^tail..].CopyTo(_tail);
+                _tailLength = tail;
+                ReleaseCapture();
+                return;
+            }
+
+            var from = UsageReader.Name.Length + next;
+            text[from..].CopyTo(_capture);
+            _captureLength -= from;
+        }
+    }
+
+    private void ReleaseCapture()
+    {
         ArrayPool<byte>.Shared.Return(_capture!);
         _capture = null;
         _captureLength = 0;
-        if (rest.Length > 0 && _captureLength < MaxCapture)
-        {
-            ObserveJson(rest);
-        }
     }
 
     // Observes an event stream that passes through unchanged: complete lines are read; a partial line is kept

@@ -107,15 +107,15 @@ public sealed class AdminPersistenceTests : IAsyncLifetime, IDisposable
         Assert.Equal(HttpStatusCode.OK, await gateway.ChatStatusAsync("on-other"));
 
         // The cluster it needs disappears from configuration.
-        var appsettings = gateway.ConfigFile;
-        await File.WriteAllTextAsync(appsettings, Config(withOther: false, extra: "marker1").ToJsonString());
+        var configFile = gateway.ConfigFile; // the user's --config file; appsettings.json is never written
+        await File.WriteAllTextAsync(configFile, Config(withOther: false, extra: "marker1").ToJsonString());
         await E2EHelpers.PollAsync(() => gateway.ChatStatusAsync("marker1"), s => s == HttpStatusCode.OK, "the reload without cluster 'other'");
         Assert.Equal(HttpStatusCode.NotFound, await gateway.ChatStatusAsync("on-other"));
         Assert.Contains(logs.Entries, e => e.EventName == "OverlayItemSkipped" && e.Message.Contains("on-other", StringComparison.Ordinal) && e.Message.Contains("Cluster", StringComparison.Ordinal));
         Assert.Contains("on-other", await File.ReadAllTextAsync(StateFile));
 
         // The cluster comes back: so does the endpoint.
-        await File.WriteAllTextAsync(appsettings, Config(withOther: true, extra: "marker2").ToJsonString());
+        await File.WriteAllTextAsync(configFile, Config(withOther: true, extra: "marker2").ToJsonString());
         await E2EHelpers.PollAsync(() => gateway.ChatStatusAsync("on-other"), s => s == HttpStatusCode.OK, "the endpoint's return");
     }
 

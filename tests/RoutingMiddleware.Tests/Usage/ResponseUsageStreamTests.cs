@@ -48,6 +48,19 @@ public sealed class ResponseUsageStreamTests
     }
 
     [Fact]
+    public async Task Json_AUsageNameThatIsNoUsageObject_IsSkipped_TheLaterOneRead_AtEverySplit()
+    {
+        var bytes = """{"meta":{"usage":null},"tag":"usage","usage":{"prompt_tokens":5,"completion_tokens":6}}"""u8.ToArray();
+        for (var split = 1; split < bytes.Length; split++)
+        {
+            var (request, written) = await WriteAsync("application/json", strip: false, bytes[..split], bytes[split..]);
+            Assert.True(request.HasUsage, $"split at {split}");
+            Assert.Equal((5, 6), (request.PromptTokens, request.CompletionTokens));
+            Assert.Equal(bytes, written);
+        }
+    }
+
+    [Fact]
     public async Task Json_WithoutUsage_KeepsNone()
     {
         var (request, _) = await WriteAsync("application/json; charset=utf-8", strip: false, """{"choices":[],"usage":null,"x":"usage"}"""u8.ToArray());
