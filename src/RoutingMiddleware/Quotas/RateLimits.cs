@@ -75,6 +75,12 @@ public sealed class QuotaLease
     /// <summary>Gets whether the lease was taken in the shared store (Redis) rather than in this process.</summary>
     internal bool Shared { get; init; }
 
+    /// <summary>
+    /// Gets the store's clock reading (ms) of the endpoint scope's reservation, when it differs from
+    /// <see cref="ReservedAt"/> (the shared store admits from each scope's own allotment, see <c>RedisQuotaStore</c>).
+    /// </summary>
+    internal long EndpointReservedAt { get; init; }
+
     internal int Completed;
 }
 

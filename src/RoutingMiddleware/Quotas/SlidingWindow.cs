@@ -12,7 +12,7 @@ internal sealed class SlidingWindow
     /// <summary>The window's length.</summary>
     public static readonly TimeSpan Length = TimeSpan.FromSeconds(60);
 
-    private const long SlotMilliseconds = 250;
+    internal const long SlotMilliseconds = 250;
     private const int Slots = 241;
 
     private readonly long[] _amounts = new long[Slots];

@@ -19,7 +19,7 @@ namespace ModelRouting.SharedState;
 /// of the last minute (those made in Redis are mirrored there), or refused when
 /// <see cref="Configuration.RedisOptions.FailClosed"/>; each such decision is counted and logged once per interval.
 /// </remarks>
-internal sealed class RedisQuotaStore : IQuotaStore
+internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
 {
     /// <summary>How long an idle scope's concurrency count lives.</summary>
     public static readonly TimeSpan ConcurrencyTtl = TimeSpan.FromMinutes(5);
@@ -84,16 +84,26 @@ internal sealed class RedisQuotaStore : IQuotaStore
         """;
 
     // KEYS: per scope, its requests window, tokens window and concurrency count.
-    // ARGV: tokens, concurrency TTL (ms), then per scope: requests/min, tokens/min, max concurrent (-1: none).
-    // Returns {1, now, snapshot...} or {0, scope, reason, retry ms, used, snapshot...}; snapshot is
-    // limit, remaining, reset (ms) for requests then tokens (limit -1: none).
+    // ARGV: tokens, concurrency TTL (ms), divisor, then per scope: requests/min, tokens/min, max concurrent (-1: none),
+    // and the allotment wanted of each (requests, tokens, concurrent slots; 0: none).
+    // Admitted: {1, now, then per scope: requests in window, its reset (ms), tokens in window, its reset (ms),
+    // requests in flight, allotment granted of requests, tokens, slots}. Refused: {0, scope, reason, retry ms, used,
+    // snapshot}; the snapshot is limit, remaining, reset (ms) for requests then tokens (limit -1: none).
+    // Only limited kinds are counted. An allotment is granted only from what is left after this request, at most that
+    // remainder divided by the divisor, so that no replica can hold more than its share of what is left.
     private const string AdmitScript = WindowFunctions + "\n" + """
         local tokens = tonumber(ARGV[1])
+        local divisor = tonumber(ARGV[3])
         local n = #KEYS / 3
         local scopes = {}
         for i = 1, n do
-          scopes[i] = { r = load(KEYS[3 * i - 2]), t = load(KEYS[3 * i - 1]),
-            rpm = tonumber(ARGV[3 * i]), tpm = tonumber(ARGV[3 * i + 1]), conc = tonumber(ARGV[3 * i + 2]) }
+          local a = 3 + 6 * (i - 1)
+          local s = { rpm = tonumber(ARGV[a + 1]), tpm = tonumber(ARGV[a + 2]), conc = tonumber(ARGV[a + 3]),
+            wr = tonumber(ARGV[a + 4]), wt = tonumber(ARGV[a + 5]), wc = tonumber(ARGV[a + 6]), inflight = 0 }
+          s.r = s.rpm >= 0 and load(KEYS[3 * i - 2]) or { sum = 0, last = -1 }
+          s.t = s.tpm >= 0 and load(KEYS[3 * i - 1]) or { sum = 0, last = -1 }
+          if s.conc >= 0 then s.inflight = tonumber(redis.call('GET', KEYS[3 * i]) or '0') end
+          scopes[i] = s
         end
         local function snapshot(result)
           local lr, rr, sr, lt, rt, st = -1, -1, 0, -1, -1, 0
@@ -113,10 +123,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
         end
         for i = 1, n do
           local s = scopes[i]
-          if s.conc >= 0 then
-            local inflight = tonumber(redis.call('GET', KEYS[3 * i]) or '0')
-            if inflight >= s.conc then return snapshot({ 0, i, 1, 1000, inflight }) end
-          end
+          if s.conc >= 0 and s.inflight >= s.conc then return snapshot({ 0, i, 1, 1000, s.inflight }) end
           if s.rpm >= 0 and s.r.sum + 1 > s.rpm then
             return snapshot({ 0, i, 2, untilAtMost(s.r, s.rpm - 1), s.r.sum })
           end
@@ -127,54 +134,84 @@ internal sealed class RedisQuotaStore : IQuotaStore
             end
           end
         end
+        local function share(wanted, limit, used)
+          if wanted <= 0 or limit < 0 then return 0 end
+          return math.max(0, math.min(wanted, math.floor((limit - used) / divisor)))
+        end
+        local result = { 1, now }
         for i = 1, n do
           local s = scopes[i]
-          add(s.r, 1)
-          add(s.t, tokens)
+          local gr = share(s.wr, s.rpm, s.r.sum + 1)
+          local gt = share(s.wt, s.tpm, s.t.sum + tokens)
+          local gc = share(s.wc, s.conc, s.inflight + 1)
+          if s.rpm >= 0 then add(s.r, 1 + gr) end
+          if s.tpm >= 0 then add(s.t, tokens + gt) end
           if s.conc >= 0 then
-            redis.call('INCR', KEYS[3 * i])
+            s.inflight = redis.call('INCRBY', KEYS[3 * i], 1 + gc)
             redis.call('PEXPIRE', KEYS[3 * i], ARGV[2])
           end
+          for _, v in ipairs({ s.r.sum, untilEmpty(s.r), s.t.sum, untilEmpty(s.t), s.inflight, gr, gt, gc }) do
+            result[#result + 1] = v
+          end
         end
-        return snapshot({ 1, now })
+        return result
         """;
 
-    // KEYS: per scope, its tokens window and concurrency count. ARGV: reserved at (ms), token delta, then per scope 1
-    // when it holds a concurrency slot. A slot that has left the window is not corrected: nothing of it counts.
-    private const string CompleteScript = """
+    // KEYS: windows and concurrency counts. ARGV: per key, the slot to correct (-1: a concurrency count) and the delta.
+    // A slot that has left the window is not corrected: nothing of it counts any more. A count does not go below 0.
+    private const string FlushScript = """
         local function f(n) return string.format('%d', n) end
-        local slot = f(math.floor(tonumber(ARGV[1]) / 250))
-        local delta = tonumber(ARGV[2])
-        for i = 1, #KEYS / 2 do
-          if delta ~= 0 then
-            local a = redis.call('HGET', KEYS[2 * i - 1], slot)
+        for i = 1, #KEYS do
+          local slot = tonumber(ARGV[2 * i - 1])
+          local delta = tonumber(ARGV[2 * i])
+          if slot < 0 then
+            if redis.call('INCRBY', KEYS[i], delta) <= 0 then redis.call('DEL', KEYS[i]) end
+          else
+            local a = redis.call('HGET', KEYS[i], f(slot))
             if a then
               local corrected = math.max(0, tonumber(a) + delta)
-              redis.call('HSET', KEYS[2 * i - 1], slot, f(corrected))
-              redis.call('HINCRBY', KEYS[2 * i - 1], 'sum', f(corrected - tonumber(a)))
+              redis.call('HSET', KEYS[i], f(slot), f(corrected))
+              redis.call('HINCRBY', KEYS[i], 'sum', f(corrected - tonumber(a)))
             end
-          end
-          if ARGV[2 + i] == '1' then
-            local c = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-            if c > 0 then redis.call('DECR', KEYS[2 * i]) end
           end
         end
         return 1
         """;
 
+    /// <summary>Admissions a scope must see in a quarter second before this replica takes an allotment for it.</summary>
+    internal const int AllotmentDemand = 4;
+
+    // An allotment is given back this long before its slot ends by this replica's reckoning of Redis's clock, so a
+    // request admitted from it is never counted in a slot that has already ended.
+    private const long AllotmentMargin = 25;
+
     private readonly RedisConnection _connection;
     private readonly InProcessQuotaStore _fallback;
     private readonly QuotaFallbackReport _report;
-    private readonly ConcurrentDictionary<string, RedisKey[]> _keys = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ScopeState> _scopes = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+    private readonly TimeProvider _time;
+    private readonly long _start;
     private readonly string _prefix;
+    private readonly Timer _returns;
+    private Dictionary<(string Key, long Slot), long> _pending = [];
+    private TaskCompletionSource? _flushing; // set while a flush loop runs; completed when it has sent everything
 
     public RedisQuotaStore(RedisConnection connection, TimeProvider time, ILogger<RedisQuotaStore> logger)
     {
         _connection = connection;
+        _time = time;
+        _start = time.GetTimestamp();
         _fallback = new InProcessQuotaStore(time);
         _report = new QuotaFallbackReport(logger, time);
         _prefix = connection.Options.KeyPrefix + "q:";
+        _returns = new Timer(static state => ((RedisQuotaStore)state!).ReturnExpired(), this, SlidingWindow.SlotMilliseconds, SlidingWindow.SlotMilliseconds);
     }
+
+    private long Now => (long)_time.GetElapsedTime(_start).TotalMilliseconds;
+
+    /// <summary>Gets how many requests were admitted from allotments, without asking Redis.</summary>
+    internal long AdmittedFromAllotments { get; private set; }
 
     public async ValueTask<QuotaDecision> AdmitAsync(QuotaRequest request, CancellationToken cancellationToken)
     {
@@ -183,7 +220,6 @@ internal sealed class RedisQuotaStore : IQuotaStore
             try
             {
                 var decision = await AdmitSharedAsync(database, request);
-                _connection.Succeeded();
                 if (decision.Admitted)
                 {
                     await MirrorAsync(request, cancellationToken);
@@ -207,64 +243,192 @@ internal sealed class RedisQuotaStore : IQuotaStore
             return _fallback.CompleteAsync(lease, usedTokens);
         }
 
-        return Interlocked.Exchange(ref lease.Completed, 1) != 0 ? ValueTask.CompletedTask : CompleteSharedAsync(lease, usedTokens);
+        if (Interlocked.Exchange(ref lease.Completed, 1) != 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        // Sent in the background, batched with other completions (a completion is not skipped while the breaker is
+        // open: it frees a slot another replica may be waiting for). If Redis does not answer, the correction is
+        // lost and a concurrency slot is freed by the count's TTL.
+        var request = lease.Request;
+        var delta = usedTokens - request.Tokens;
+        lock (_lock)
+        {
+            var now = Now;
+            Give(request.Key, lease.ReservedAt, delta, now);
+            Give(request.Endpoint, lease.EndpointReservedAt, delta, now);
+        }
+
+        Flush();
+        return ValueTask.CompletedTask;
     }
 
-    private async Task<QuotaDecision> AdmitSharedAsync(IDatabase database, QuotaRequest request)
+    /// <summary>Waits until every correction and returned allotment so far has been sent to Redis (for tests).</summary>
+    internal Task FlushedAsync()
     {
-        var count = (request.Key is null ? 0 : 1) + (request.Endpoint is null ? 0 : 1);
+        lock (_lock)
+        {
+            return _flushing?.Task ?? Task.CompletedTask;
+        }
+    }
+
+    /// <summary>Gives back every allotment now, as if its slot had ended (for tests).</summary>
+    internal Task ReturnAllotmentsAsync()
+    {
+        lock (_lock)
+        {
+            foreach (var state in _scopes.Values)
+            {
+                state.ExpiresAt = 0;
+            }
+        }
+
+        ReturnExpired();
+        return FlushedAsync();
+    }
+
+    public void Dispose() => _returns.Dispose();
+
+    // A request is admitted here from allotments when every scope it names holds enough of each limited kind;
+    // otherwise by one script in Redis, which also takes allotments for the scopes busy enough to want one. While an
+    // allotment is on its way, requests that would need it wait for it rather than each asking Redis.
+    private async ValueTask<QuotaDecision> AdmitSharedAsync(IDatabase database, QuotaRequest request)
+    {
+        var key = request.Key is { } k ? State(k.Id) : null;
+        var endpoint = request.Endpoint is { } e ? State(e.Id) : null;
+        for (var attempt = 0; ; attempt++)
+        {
+            Task? refilling = null;
+            var expired = false;
+            lock (_lock)
+            {
+                var now = Now;
+                if (attempt == 0)
+                {
+                    key?.Count(now);
+                    endpoint?.Count(now);
+                }
+
+                expired = Expire(key, now) | Expire(endpoint, now);
+                if (Fits(key, request.Key, request.Tokens) && Fits(endpoint, request.Endpoint, request.Tokens))
+                {
+                    Take(key, request.Key, request.Tokens);
+                    Take(endpoint, request.Endpoint, request.Tokens);
+                    AdmittedFromAllotments++;
+                    var lease = new QuotaLease(request, key?.Slot * SlidingWindow.SlotMilliseconds ?? 0)
+                    {
+                        Shared = true,
+                        EndpointReservedAt = endpoint?.Slot * SlidingWindow.SlotMilliseconds ?? 0,
+                    };
+                    return new QuotaDecision(lease, null, null, TimeSpan.Zero, Snapshot(key, request.Key, endpoint, request.Endpoint, now));
+                }
+
+                if (attempt == 0)
+                {
+                    refilling = Refilling(key, request.Key, request.Tokens) ?? Refilling(endpoint, request.Endpoint, request.Tokens);
+                }
+            }
+
+            if (expired)
+            {
+                Flush();
+            }
+
+            if (refilling is null)
+            {
+                break;
+            }
+
+            await refilling;
+        }
+
+        return await AdmitInRedisAsync(database, request, key, endpoint);
+    }
+
+    private async Task<QuotaDecision> AdmitInRedisAsync(IDatabase database, QuotaRequest request, ScopeState? key, ScopeState? endpoint)
+    {
+        var count = (key is null ? 0 : 1) + (endpoint is null ? 0 : 1);
         var keys = new RedisKey[count * 3];
-        var values = new RedisValue[2 + (count * 3)];
+        var values = new RedisValue[3 + (count * 6)];
         values[0] = request.Tokens;
         values[1] = (long)ConcurrencyTtl.TotalMilliseconds;
-        var index = 0;
-        foreach (var scope in Scopes(request))
+        values[2] = Math.Max(1, _connection.Options.Replicas) * 4;
+        TaskCompletionSource? refill = null;
+        long sentAt;
+        lock (_lock)
         {
-            Keys(scope.Id).CopyTo(keys, index * 3);
-            values[2 + (index * 3)] = scope.Limits.RequestsPerMinute ?? -1;
-            values[3 + (index * 3)] = scope.Limits.TokensPerMinute ?? -1;
-            values[4 + (index * 3)] = scope.Limits.MaxConcurrent ?? -1;
-            index++;
+            sentAt = Now;
+            var index = 0;
+            foreach (var (state, scope) in Scopes(key, request.Key, endpoint, request.Endpoint))
+            {
+                keys[index * 3] = state.Requests;
+                keys[(index * 3) + 1] = state.Tokens;
+                keys[(index * 3) + 2] = state.Concurrency;
+                var at = 3 + (index * 6);
+                var limits = scope.Limits;
+                values[at] = limits.RequestsPerMinute ?? -1;
+                values[at + 1] = limits.TokensPerMinute ?? -1;
+                values[at + 2] = limits.MaxConcurrent ?? -1;
+                var wanted = state.Refill is null ? state.Wanted(sentAt) : 0;
+                values[at + 3] = wanted;
+                values[at + 4] = wanted * request.Tokens;
+                values[at + 5] = wanted;
+                if (wanted > 0)
+                {
+                    refill ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    state.Refill = refill.Task;
+                }
+
+                index++;
+            }
         }
 
-        var result = (long[])(await database.ScriptEvaluateAsync(AdmitScript, keys, values))!;
-        if (result[0] == 1)
-        {
-            return new QuotaDecision(new QuotaLease(request, result[1]) { Shared = true }, null, null, TimeSpan.Zero, Snapshot(result, 2));
-        }
-
-        var refused = Scopes(request).ElementAt((int)result[1] - 1);
-        var (kind, reason) = Describe(refused, (int)result[2], result[4], request.Tokens);
-        return new QuotaDecision(null, kind, reason, TimeSpan.FromMilliseconds(result[3]), Snapshot(result, 5));
-    }
-
-    private async ValueTask CompleteSharedAsync(QuotaLease lease, long usedTokens)
-    {
-        var request = lease.Request;
-        var scopes = Scopes(request).ToArray();
-        var keys = new RedisKey[scopes.Length * 2];
-        var values = new RedisValue[2 + scopes.Length];
-        values[0] = lease.ReservedAt;
-        values[1] = usedTokens - request.Tokens;
-        for (var i = 0; i < scopes.Length; i++)
-        {
-            var scopeKeys = Keys(scopes[i].Id);
-            keys[2 * i] = scopeKeys[1];
-            keys[(2 * i) + 1] = scopeKeys[2];
-            values[2 + i] = scopes[i].Limits.MaxConcurrent is null ? 0 : 1;
-        }
-
-        // A completion is not skipped while the breaker is open: it frees a slot another replica may be waiting for.
-        // If Redis does not answer, the correction is lost and the slot is freed by the counter's TTL. (Sending it
-        // fire-and-forget was tried once and a 3/min key admitted 4 across two replicas; that was probably the
-        // start-up breaker bug fixed since in SharedOverlaySync, but it has not been tried again.)
         try
         {
-            await _connection.Multiplexer!.GetDatabase().ScriptEvaluateAsync(CompleteScript, keys, values);
+            var result = (long[])(await database.ScriptEvaluateAsync(AdmitScript, keys, values))!;
+            _connection.Succeeded();
+            if (result[0] != 1)
+            {
+                var refused = (result[1] == 1 ? request.Key ?? request.Endpoint : request.Endpoint)!;
+                var (kind, reason) = Describe(refused, (int)result[2], result[4], request.Tokens);
+                return new QuotaDecision(null, kind, reason, TimeSpan.FromMilliseconds(result[3]), Snapshot(result, 5));
+            }
+
+            lock (_lock)
+            {
+                var now = Now;
+                var redisNow = result[1];
+                var slot = redisNow / SlidingWindow.SlotMilliseconds;
+                var expiresAt = sentAt + ((slot + 1) * SlidingWindow.SlotMilliseconds) - redisNow - AllotmentMargin;
+                var at = 2;
+                foreach (var (state, _) in Scopes(key, request.Key, endpoint, request.Endpoint))
+                {
+                    state.Granted(result.AsSpan(at, 8), slot, expiresAt, now, this);
+                    at += 8;
+                }
+
+                var lease = new QuotaLease(request, redisNow) { Shared = true, EndpointReservedAt = redisNow };
+                return new QuotaDecision(lease, null, null, TimeSpan.Zero, Snapshot(key, request.Key, endpoint, request.Endpoint, now));
+            }
         }
-        catch (Exception e) when (RedisConnection.IsUnavailable(e))
+        finally
         {
-            _connection.Failed(e.GetType().Name);
+            if (refill is not null)
+            {
+                lock (_lock)
+                {
+                    foreach (var (state, _) in Scopes(key, request.Key, endpoint, request.Endpoint))
+                    {
+                        if (state.Refill == refill.Task)
+                        {
+                            state.Refill = null;
+                        }
+                    }
+                }
+
+                refill.SetResult();
+            }
         }
     }
 
@@ -313,21 +477,199 @@ internal sealed class RedisQuotaStore : IQuotaStore
         };
     }
 
-    private static IEnumerable<QuotaScope> Scopes(QuotaRequest request)
+    private static IEnumerable<(ScopeState State, QuotaScope Scope)> Scopes(ScopeState? key, QuotaScope? keyScope, ScopeState? endpoint, QuotaScope? endpointScope)
     {
-        if (request.Key is { } key)
+        if (key is not null)
         {
-            yield return key;
+            yield return (key, keyScope!);
         }
 
-        if (request.Endpoint is { } endpoint)
+        if (endpoint is not null)
         {
-            yield return endpoint;
+            yield return (endpoint, endpointScope!);
         }
     }
 
-    private RedisKey[] Keys(string scopeId) => _keys.GetOrAdd(scopeId, static (id, prefix) =>
-        [prefix + id + ":r", prefix + id + ":t", prefix + id + ":c"], _prefix);
+    private ScopeState State(string scopeId) => _scopes.GetOrAdd(scopeId, static (id, prefix) => new ScopeState(prefix + id), _prefix);
+
+    private static bool Fits(ScopeState? state, QuotaScope? scope, long tokens)
+    {
+        if (state is null)
+        {
+            return true;
+        }
+
+        var limits = scope!.Limits;
+        return (limits.RequestsPerMinute is null || state.RequestsLeft >= 1)
+            && (limits.TokensPerMinute is null || state.TokensLeft >= tokens)
+            && (limits.MaxConcurrent is null || state.SlotsLeft >= 1);
+    }
+
+    private static void Take(ScopeState? state, QuotaScope? scope, long tokens)
+    {
+        if (state is null)
+        {
+            return;
+        }
+
+        var limits = scope!.Limits;
+        if (limits.RequestsPerMinute is not null)
+        {
+            state.RequestsLeft--;
+        }
+
+        if (limits.TokensPerMinute is not null)
+        {
+            state.TokensLeft -= tokens;
+        }
+
+        if (limits.MaxConcurrent is not null)
+        {
+            state.SlotsLeft--;
+        }
+    }
+
+    // The allotment a request that does not fit is waiting for, if one is on its way.
+    private static Task? Refilling(ScopeState? state, QuotaScope? scope, long tokens) =>
+        state is not null && !Fits(state, scope, tokens) ? state.Refill : null;
+
+    // Gives back what is left of an allotment whose slot has ended. Returns whether anything is to be sent.
+    private bool Expire(ScopeState? state, long now)
+    {
+        if (state is null || now < state.ExpiresAt || (state.RequestsLeft | state.TokensLeft | state.SlotsLeft) == 0)
+        {
+            return false;
+        }
+
+        Pending(state.Requests, state.Slot, -state.RequestsLeft);
+        Pending(state.Tokens, state.Slot, -state.TokensLeft);
+        Pending(state.Concurrency, -1, -state.SlotsLeft);
+        state.RequestsLeft = state.TokensLeft = state.SlotsLeft = 0;
+        return true;
+    }
+
+    // An admitted request ends: its token correction goes to the slot it was counted in; its concurrency slot joins the
+    // allotment while one is held (the count in Redis already includes it), else is given back.
+    private void Give(QuotaScope? scope, long reservedAt, long delta, long now)
+    {
+        if (scope is null)
+        {
+            return;
+        }
+
+        var state = State(scope.Id);
+        if (scope.Limits.TokensPerMinute is not null && delta != 0)
+        {
+            Pending(state.Tokens, reservedAt / SlidingWindow.SlotMilliseconds, delta);
+        }
+
+        if (scope.Limits.MaxConcurrent is not null)
+        {
+            if (now < state.ExpiresAt)
+            {
+                state.SlotsLeft++;
+            }
+            else
+            {
+                Pending(state.Concurrency, -1, -1);
+            }
+        }
+    }
+
+    private void Pending(string key, long slot, long delta)
+    {
+        if (delta != 0)
+        {
+            ref var amount = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_pending, (key, slot), out _);
+            amount += delta;
+        }
+    }
+
+    private void ReturnExpired()
+    {
+        var any = false;
+        lock (_lock)
+        {
+            var now = Now;
+            foreach (var state in _scopes.Values)
+            {
+                any |= Expire(state, now);
+            }
+        }
+
+        if (any)
+        {
+            Flush();
+        }
+    }
+
+    // Starts the background loop that sends pending corrections, unless it runs already: while one batch is on its
+    // way, the next one gathers.
+    private void Flush()
+    {
+        lock (_lock)
+        {
+            if (_flushing is not null || _pending.Count == 0)
+            {
+                return;
+            }
+
+            _flushing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        _ = Task.Run(FlushLoopAsync);
+    }
+
+    private async Task FlushLoopAsync()
+    {
+        while (true)
+        {
+            Dictionary<(string Key, long Slot), long> batch;
+            TaskCompletionSource? done = null;
+            lock (_lock)
+            {
+                batch = _pending;
+                if (batch.Count == 0)
+                {
+                    done = _flushing;
+                    _flushing = null;
+                }
+                else
+                {
+                    _pending = new Dictionary<(string Key, long Slot), long>(batch.Count);
+                }
+            }
+
+            if (done is not null)
+            {
+                done.SetResult();
+                return;
+            }
+
+            var keys = new RedisKey[batch.Count];
+            var values = new RedisValue[batch.Count * 2];
+            var i = 0;
+            foreach (var ((key, slot), delta) in batch)
+            {
+                keys[i] = key;
+                values[2 * i] = slot;
+                values[(2 * i) + 1] = delta;
+                i++;
+            }
+
+            try
+            {
+                if (_connection.Multiplexer is { } multiplexer)
+                {
+                    await multiplexer.GetDatabase().ScriptEvaluateAsync(FlushScript, keys, values);
+                }
+            }
+            catch (Exception e) when (RedisConnection.IsUnavailable(e))
+            {
+                _connection.Failed(e.GetType().Name);
+            }
+        }
+    }
 
     private static (string Kind, string Reason) Describe(QuotaScope scope, int reason, long used, long tokens) => reason switch
     {
@@ -344,5 +686,101 @@ internal sealed class RedisQuotaStore : IQuotaStore
         return new RateLimitSnapshot(
             limitRequests, limitRequests is null ? 0 : result[at + 1], TimeSpan.FromMilliseconds(result[at + 2]),
             limitTokens, limitTokens is null ? 0 : result[at + 4], TimeSpan.FromMilliseconds(result[at + 5]));
+    }
+
+    // The headers of an admitted request: the tightest limit of each kind as of this replica's last answer from Redis,
+    // what this replica still holds of its allotments counting as not used.
+    private static RateLimitSnapshot Snapshot(ScopeState? key, QuotaScope? keyScope, ScopeState? endpoint, QuotaScope? endpointScope, long now)
+    {
+        long? limitRequests = null, limitTokens = null;
+        long remainingRequests = long.MaxValue, remainingTokens = long.MaxValue, resetRequests = 0, resetTokens = 0;
+        foreach (var (state, scope) in Scopes(key, keyScope, endpoint, endpointScope))
+        {
+            if (scope.Limits.RequestsPerMinute is { } rpm && Math.Max(0, rpm - state.RequestsInWindow + state.RequestsLeft) is var requests && requests < remainingRequests)
+            {
+                (limitRequests, remainingRequests, resetRequests) = (rpm, requests, Math.Max(0, state.RequestsResetAt - now));
+            }
+
+            if (scope.Limits.TokensPerMinute is { } tpm && Math.Max(0, tpm - state.TokensInWindow + state.TokensLeft) is var tokens && tokens < remainingTokens)
+            {
+                (limitTokens, remainingTokens, resetTokens) = (tpm, tokens, Math.Max(0, state.TokensResetAt - now));
+            }
+        }
+
+        return new RateLimitSnapshot(
+            limitRequests, limitRequests is null ? 0 : remainingRequests, TimeSpan.FromMilliseconds(resetRequests),
+            limitTokens, limitTokens is null ? 0 : remainingTokens, TimeSpan.FromMilliseconds(resetTokens));
+    }
+
+    /// <summary>
+    /// One scope as this replica sees it: its Redis keys, the allotment it holds (counted in Redis in
+    /// <see cref="Slot"/>, usable until <see cref="ExpiresAt"/>), what Redis last said of its windows, and how busy it
+    /// is here. Guarded by the store's lock.
+    /// </summary>
+    private sealed class ScopeState(string key)
+    {
+        public string Requests { get; } = key + ":r";
+
+        public string Tokens { get; } = key + ":t";
+
+        public string Concurrency { get; } = key + ":c";
+
+        public long Slot;
+        public long ExpiresAt;
+        public long RequestsLeft;
+        public long TokensLeft;
+        public long SlotsLeft;
+        public Task? Refill;
+        public long RequestsInWindow;
+        public long TokensInWindow;
+        public long RequestsResetAt;
+        public long TokensResetAt;
+        private long _period;
+        private long _count;
+        private long _previous;
+
+        /// <summary>Counts an admission asked for at <paramref name="now"/>, per quarter second.</summary>
+        public void Count(long now)
+        {
+            var period = now / SlidingWindow.SlotMilliseconds;
+            if (period != _period)
+            {
+                _previous = period == _period + 1 ? _count : 0;
+                _count = 0;
+                _period = period;
+            }
+
+            _count++;
+        }
+
+        /// <summary>How many requests' worth of allotment to ask for: about twice the last quarter second's demand.</summary>
+        public long Wanted(long now)
+        {
+            var period = now / SlidingWindow.SlotMilliseconds;
+            var demand = period == _period ? Math.Max(_count, _previous) : period == _period + 1 ? _count : 0;
+            return demand >= AllotmentDemand ? demand * 2 : 0;
+        }
+
+        /// <summary>Takes in Redis's answer for this scope: the windows' state and the allotment granted.</summary>
+        public void Granted(ReadOnlySpan<long> answer, long slot, long expiresAt, long now, RedisQuotaStore store)
+        {
+            RequestsInWindow = answer[0];
+            RequestsResetAt = now + answer[1];
+            TokensInWindow = answer[2];
+            TokensResetAt = now + answer[3];
+            var (requests, tokens, slots) = (answer[5], answer[6], answer[7]);
+            if (requests + tokens + slots == 0)
+            {
+                return;
+            }
+
+            // A new allotment replaces what is left of the previous one, which is given back in its own slot.
+            store.Expire(this, long.MaxValue);
+            Slot = slot;
+            ExpiresAt = expiresAt;
+            RequestsLeft = requests;
+            TokensLeft = tokens;
+            SlotsLeft = slots;
+        }
     }
 }

@@ -64,6 +64,7 @@ public sealed class RedisQuotaStoreTests
         Assert.Contains("concurrent", second.Reason, StringComparison.Ordinal);
 
         await store.CompleteAsync(first.Lease!, usedTokens: 100);
+        await store.FlushedAsync(); // completions are sent in the background
         var third = await store.AdmitAsync(new QuotaRequest(key, null, 850), CancellationToken.None);
         Assert.True(third.Admitted); // 100 used + 850 ≤ 1000: the 800 reserved were corrected to 100
         Assert.Equal(50, third.Snapshot.RemainingTokens);
@@ -126,6 +127,127 @@ public sealed class RedisQuotaStoreTests
         Assert.True(decision.Admitted);
         Assert.Equal(1, decision.Snapshot.RemainingRequests); // 2 + this one of 4
         Assert.InRange(decision.Snapshot.ResetRequests, TimeSpan.FromSeconds(59), TimeSpan.FromSeconds(60.25));
+    }
+
+    [RedisFact]
+    public async Task BusyScopes_AdmitFromAllotments_AndTwoStoresTogetherNeverExceedTheLimits()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var a = Connect(redis.Configuration, replicas: 2);
+        using var b = Connect(redis.Configuration, replicas: 2);
+        using var first = Store(a);
+        using var second = Store(b);
+        var key = Scope("key:k", rpm: 1000, tpm: 5000); // 100 requests of 50 tokens
+        var endpoint = Scope("endpoint:e", rpm: 150);
+
+        // 16 callers per store, 300 admissions in all, as fast as they come: far more than 4 a quarter second each.
+        var admitted = 0;
+        var offered = 0;
+        await Task.WhenAll(Enumerable.Range(0, 32).Select(i => Task.Run(async () =>
+        {
+            var store = i % 2 == 0 ? first : second;
+            while (Interlocked.Increment(ref offered) <= 300)
+            {
+                var decision = await store.AdmitAsync(new QuotaRequest(key, endpoint, 50), CancellationToken.None);
+                if (decision.Admitted)
+                {
+                    Interlocked.Increment(ref admitted);
+                    await store.CompleteAsync(decision.Lease!, 50);
+                }
+            }
+        })));
+
+        // Never more than the key's 5,000 tokens (all or nothing with the endpoint). A few fewer is possible: what one
+        // store holds of an allotment is not there for the other until its quarter second ends.
+        Assert.InRange(admitted, 95, 100);
+        Assert.True(first.AdmittedFromAllotments + second.AdmittedFromAllotments > 0, "no admission came from an allotment");
+        await first.ReturnAllotmentsAsync();
+        await second.ReturnAllotmentsAsync();
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        Assert.Equal((admitted * 50).ToString(inv), await WindowSumAsync(redis, "key:k:t"));
+        Assert.Equal(admitted.ToString(inv), await WindowSumAsync(redis, "key:k:r"));
+        Assert.Equal(admitted.ToString(inv), await WindowSumAsync(redis, "endpoint:e:r"));
+    }
+
+    [RedisFact]
+    public async Task Allotments_AreGivenBack_WhenTheirSlotEnds_AndCorrectionsLandInTheirSlot()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = Connect(redis.Configuration);
+        using var store = Store(connection);
+        var key = Scope("key:k", rpm: 100_000, tpm: 10_000_000, concurrent: 1000);
+
+        var leases = new List<QuotaLease>();
+        for (var i = 0; i < 40; i++)
+        {
+            var decision = await store.AdmitAsync(new QuotaRequest(key, null, 100), CancellationToken.None);
+            Assert.True(decision.Admitted);
+            leases.Add(decision.Lease!);
+        }
+
+        // Some of them came from an allotment, so Redis counted more than 40 requests while it was held.
+        Assert.True(store.AdmittedFromAllotments > 0);
+        Assert.True(long.Parse(await WindowSumAsync(redis, "key:k:r"), System.Globalization.CultureInfo.InvariantCulture) > 40);
+        foreach (var lease in leases)
+        {
+            await store.CompleteAsync(lease, 30); // each used 30 of its 100
+        }
+
+        // Without any more traffic the store gives the allotment back by itself once its quarter second has ended.
+        await UntilAsync(async () => await WindowSumAsync(redis, "key:k:r") == "40");
+        await store.FlushedAsync();
+        await UntilAsync(async () => await WindowSumAsync(redis, "key:k:t") == "1200");
+        await UntilAsync(async () => (await redis.ReplyAsync("GET", "model-gateway:q:key:k:c"))[0] == "$-1"); // no slot held
+    }
+
+    [RedisFact]
+    public async Task ConcurrencyAllotments_HoldTheLimitAcrossTwoStores()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var a = Connect(redis.Configuration, replicas: 2);
+        using var b = Connect(redis.Configuration, replicas: 2);
+        using var first = Store(a);
+        using var second = Store(b);
+        var key = Scope("key:k", concurrent: 40);
+
+        var held = new System.Collections.Concurrent.ConcurrentBag<(RedisQuotaStore Store, QuotaLease Lease)>();
+        var offered = 0;
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(async () =>
+        {
+            var store = i % 2 == 0 ? first : second;
+            while (Interlocked.Increment(ref offered) <= 200)
+            {
+                var decision = await store.AdmitAsync(new QuotaRequest(key, null, 1), CancellationToken.None);
+                if (decision.Admitted)
+                {
+                    held.Add((store, decision.Lease!));
+                }
+            }
+        })));
+
+        Assert.Equal(40, held.Count); // none completed: 40 in flight at most, in both stores together
+        foreach (var (store, lease) in held)
+        {
+            await store.CompleteAsync(lease, 1);
+        }
+
+        await first.ReturnAllotmentsAsync();
+        await second.ReturnAllotmentsAsync();
+        await UntilAsync(async () => (await redis.ReplyAsync("GET", "model-gateway:q:key:k:c"))[0] == "$-1");
+        Assert.True((await first.AdmitAsync(new QuotaRequest(key, null, 1), CancellationToken.None)).Admitted);
+    }
+
+    private static async Task<string> WindowSumAsync(RedisServer redis, string key) =>
+        (await redis.ReplyAsync("HGET", "model-gateway:q:" + key, "sum"))[1];
+
+    private static async Task UntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
+            await Task.Delay(20);
+        }
     }
 
     // Redis's clock (TIME: seconds and microseconds), read without the store's 250 ms timeout.
