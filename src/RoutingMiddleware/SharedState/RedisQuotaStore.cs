@@ -395,6 +395,7 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
                 return new QuotaDecision(null, kind, reason, TimeSpan.FromMilliseconds(result[3]), Snapshot(result, 5));
             }
 
+            QuotaDecision admitted;
             lock (_lock)
             {
                 var now = Now;
@@ -409,8 +410,11 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
                 }
 
                 var lease = new QuotaLease(request, redisNow) { Shared = true, EndpointReservedAt = redisNow };
-                return new QuotaDecision(lease, null, null, TimeSpan.Zero, Snapshot(key, request.Key, endpoint, request.Endpoint, now));
+                admitted = new QuotaDecision(lease, null, null, TimeSpan.Zero, Snapshot(key, request.Key, endpoint, request.Endpoint, now));
             }
+
+            Flush(); // what was left of replaced allotments
+            return admitted;
         }
         finally
         {
