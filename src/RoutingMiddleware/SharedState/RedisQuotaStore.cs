@@ -185,6 +185,8 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
     // request admitted from it is never counted in a slot that has already ended.
     private const long AllotmentMargin = 25;
 
+    private static readonly RateLimits Unlimited = new(null, null, null);
+
     private readonly RedisConnection _connection;
     private readonly InProcessQuotaStore _fallback;
     private readonly QuotaFallbackReport _report;
@@ -356,9 +358,15 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
         values[2] = Math.Max(1, _connection.Options.Replicas) * 4;
         TaskCompletionSource? refill = null;
         long sentAt;
+
+        // A scope whose allotment covers the request is taken from it here and left out of the script (its limits
+        // sent as none), so a replica is never refused by what it holds itself.
+        long keyCovered = -1, endpointCovered = -1; // the slot taken from, when covered
         lock (_lock)
         {
             sentAt = Now;
+            keyCovered = Cover(key, request.Key, request.Tokens, sentAt);
+            endpointCovered = Cover(endpoint, request.Endpoint, request.Tokens, sentAt);
             var index = 0;
             foreach (var (state, scope) in Scopes(key, request.Key, endpoint, request.Endpoint))
             {
@@ -366,11 +374,12 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
                 keys[(index * 3) + 1] = state.Tokens;
                 keys[(index * 3) + 2] = state.Concurrency;
                 var at = 3 + (index * 6);
-                var limits = scope.Limits;
+                var covered = (state == key ? keyCovered : endpointCovered) >= 0;
+                var limits = covered ? Unlimited : scope.Limits;
                 values[at] = limits.RequestsPerMinute ?? -1;
                 values[at + 1] = limits.TokensPerMinute ?? -1;
                 values[at + 2] = limits.MaxConcurrent ?? -1;
-                var wanted = state.Refill is null ? state.Wanted(sentAt) : 0;
+                var wanted = !covered && state.Refill is null ? state.Wanted(sentAt) : 0;
                 values[at + 3] = wanted;
                 values[at + 4] = wanted * request.Tokens;
                 values[at + 5] = wanted;
@@ -384,6 +393,7 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
             }
         }
 
+        var taken = false;
         try
         {
             var result = (long[])(await database.ScriptEvaluateAsync(AdmitScript, keys, values))!;
@@ -405,12 +415,21 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
                 var at = 2;
                 foreach (var (state, _) in Scopes(key, request.Key, endpoint, request.Endpoint))
                 {
-                    state.Granted(result.AsSpan(at, 8), slot, expiresAt, now, this);
+                    if ((state == key ? keyCovered : endpointCovered) < 0)
+                    {
+                        state.Granted(result.AsSpan(at, 8), slot, expiresAt, now, this);
+                    }
+
                     at += 8;
                 }
 
-                var lease = new QuotaLease(request, redisNow) { Shared = true, EndpointReservedAt = redisNow };
+                var lease = new QuotaLease(request, keyCovered >= 0 ? keyCovered * SlidingWindow.SlotMilliseconds : redisNow)
+                {
+                    Shared = true,
+                    EndpointReservedAt = endpointCovered >= 0 ? endpointCovered * SlidingWindow.SlotMilliseconds : redisNow,
+                };
                 admitted = new QuotaDecision(lease, null, null, TimeSpan.Zero, Snapshot(key, request.Key, endpoint, request.Endpoint, now));
+                taken = true;
             }
 
             Flush(); // what was left of replaced allotments
@@ -418,6 +437,17 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
         }
         finally
         {
+            if (!taken && (keyCovered >= 0 || endpointCovered >= 0))
+            {
+                lock (_lock)
+                {
+                    Uncover(key, request.Key, request.Tokens, keyCovered, Now);
+                    Uncover(endpoint, request.Endpoint, request.Tokens, endpointCovered, Now);
+                }
+
+                Flush();
+            }
+
             if (refill is not null)
             {
                 lock (_lock)
@@ -531,6 +561,41 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
         {
             state.SlotsLeft--;
         }
+    }
+
+    // Takes the request from the scope's allotment when it covers it; returns the allotment's slot, or -1.
+    private static long Cover(ScopeState? state, QuotaScope? scope, long tokens, long now)
+    {
+        if (state is null || now >= state.ExpiresAt || !Fits(state, scope, tokens))
+        {
+            return -1;
+        }
+
+        Take(state, scope, tokens);
+        return state.Slot;
+    }
+
+    // Gives back what Cover took for a request that was not admitted after all: to the allotment while it is the same
+    // one, else to Redis, where it was counted.
+    private void Uncover(ScopeState? state, QuotaScope? scope, long tokens, long slot, long now)
+    {
+        if (state is null || slot < 0)
+        {
+            return;
+        }
+
+        var limits = scope!.Limits;
+        if (state.Slot == slot && now < state.ExpiresAt)
+        {
+            state.RequestsLeft += limits.RequestsPerMinute is null ? 0 : 1;
+            state.TokensLeft += limits.TokensPerMinute is null ? 0 : tokens;
+            state.SlotsLeft += limits.MaxConcurrent is null ? 0 : 1;
+            return;
+        }
+
+        Pending(state.Requests, slot, limits.RequestsPerMinute is null ? 0 : -1);
+        Pending(state.Tokens, slot, limits.TokensPerMinute is null ? 0 : -tokens);
+        Pending(state.Concurrency, -1, limits.MaxConcurrent is null ? 0 : -1);
     }
 
     // The allotment a request that does not fit is waiting for, if one is on its way.
