@@ -45,7 +45,7 @@ internal sealed class RedisConnection : IDisposable
 
         configuration.AbortOnConnectFail = false;
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
-        configuration.ConnectTimeout = Math.Max(timeout, 1000);
+        configuration.ConnectTimeout = Math.Max(timeout, 3000); // a refused connection fails at once; a slow one may take a while
         configuration.SyncTimeout = timeout;
         configuration.AsyncTimeout = timeout;
         configuration.ConnectRetry = 1;
