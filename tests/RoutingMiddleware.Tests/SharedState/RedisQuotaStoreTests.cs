@@ -133,29 +133,18 @@ public sealed class RedisQuotaStoreTests
     public async Task BusyScopes_AdmitFromAllotments_AndTwoStoresTogetherNeverExceedTheLimits()
     {
         await using var redis = await RedisServer.StartAsync();
-        using var a = Connect(redis.Configuration, replicas: 2);
-        using var b = Connect(redis.Configuration, replicas: 2);
-        using var first = Store(a);
-        using var second = Store(b);
+        using var replicas = new TwoReplicas(redis.Configuration);
+        var (first, second) = (replicas.First, replicas.Second);
         var key = Scope("key:k", rpm: 1000, tpm: 5000); // 100 requests of 50 tokens
         var endpoint = Scope("endpoint:e", rpm: 150);
 
         // 16 callers per store, 300 admissions in all, as fast as they come: far more than 4 a quarter second each.
         var admitted = 0;
-        var offered = 0;
-        await Task.WhenAll(Enumerable.Range(0, 32).Select(i => Task.Run(async () =>
+        await HammerAsync(replicas, 32, 300, new QuotaRequest(key, endpoint, 50), async (store, lease) =>
         {
-            var store = i % 2 == 0 ? first : second;
-            while (Interlocked.Increment(ref offered) <= 300)
-            {
-                var decision = await store.AdmitAsync(new QuotaRequest(key, endpoint, 50), CancellationToken.None);
-                if (decision.Admitted)
-                {
-                    Interlocked.Increment(ref admitted);
-                    await store.CompleteAsync(decision.Lease!, 50);
-                }
-            }
-        })));
+            Interlocked.Increment(ref admitted);
+            await store.CompleteAsync(lease, 50);
+        });
 
         // Never more than the key's 5,000 tokens (all or nothing with the endpoint). A few fewer is possible: what one
         // store holds of an allotment is not there for the other until its quarter second ends.
@@ -206,26 +195,16 @@ public sealed class RedisQuotaStoreTests
     public async Task ConcurrencyAllotments_HoldTheLimitAcrossTwoStores()
     {
         await using var redis = await RedisServer.StartAsync();
-        using var a = Connect(redis.Configuration, replicas: 2);
-        using var b = Connect(redis.Configuration, replicas: 2);
-        using var first = Store(a);
-        using var second = Store(b);
+        using var replicas = new TwoReplicas(redis.Configuration);
+        var (first, second) = (replicas.First, replicas.Second);
         var key = Scope("key:k", concurrent: 40);
 
         var held = new System.Collections.Concurrent.ConcurrentBag<(RedisQuotaStore Store, QuotaLease Lease)>();
-        var offered = 0;
-        await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(async () =>
+        await HammerAsync(replicas, 16, 200, new QuotaRequest(key, null, 1), (store, lease) =>
         {
-            var store = i % 2 == 0 ? first : second;
-            while (Interlocked.Increment(ref offered) <= 200)
-            {
-                var decision = await store.AdmitAsync(new QuotaRequest(key, null, 1), CancellationToken.None);
-                if (decision.Admitted)
-                {
-                    held.Add((store, decision.Lease!));
-                }
-            }
-        })));
+            held.Add((store, lease));
+            return Task.CompletedTask;
+        });
 
         Assert.Equal(40, held.Count); // none completed: 40 in flight at most, in both stores together
         foreach (var (store, lease) in held)
@@ -237,6 +216,23 @@ public sealed class RedisQuotaStoreTests
         await second.ReturnAllotmentsAsync();
         await UntilAsync(async () => (await redis.ReplyAsync("GET", "model-gateway:q:key:k:c"))[0] == "$-1");
         Assert.True((await first.AdmitAsync(new QuotaRequest(key, null, 1), CancellationToken.None)).Admitted);
+    }
+
+    // Callers alternating between two stores ask for admissions as fast as they come, until `offers` have been asked for.
+    private static Task HammerAsync(TwoReplicas replicas, int callers, int offers, QuotaRequest request, Func<RedisQuotaStore, QuotaLease, Task> admitted)
+    {
+        var offered = 0;
+        return Task.WhenAll(Enumerable.Range(0, callers).Select(i => Task.Run(async () =>
+        {
+            var store = i % 2 == 0 ? replicas.First : replicas.Second;
+            while (Interlocked.Increment(ref offered) <= offers)
+            {
+                if ((await store.AdmitAsync(request, CancellationToken.None)).Lease is { } lease)
+                {
+                    await admitted(store, lease);
+                }
+            }
+        })));
     }
 
     private static async Task<string> WindowSumAsync(RedisServer redis, string key) =>
@@ -271,6 +267,31 @@ public sealed class RedisQuotaStoreTests
             }
 
             await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Two stores on their own connections to one Redis, standing for two replicas (<c>Replicas: 2</c>).</summary>
+    private sealed class TwoReplicas : IDisposable
+    {
+        private readonly RedisConnection _a;
+        private readonly RedisConnection _b;
+
+        public TwoReplicas(string configuration)
+        {
+            (_a, _b) = (Connect(configuration, replicas: 2), Connect(configuration, replicas: 2));
+            (First, Second) = (Store(_a), Store(_b));
+        }
+
+        public RedisQuotaStore First { get; }
+
+        public RedisQuotaStore Second { get; }
+
+        public void Dispose()
+        {
+            First.Dispose();
+            Second.Dispose();
+            _a.Dispose();
+            _b.Dispose();
         }
     }
 }
