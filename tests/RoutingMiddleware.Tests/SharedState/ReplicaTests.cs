@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using ModelRouting.Configuration;
 using ModelRouting.Tests.Admin;
 using ModelRouting.Tests.EndToEnd.Support;
@@ -114,6 +115,34 @@ public sealed class ReplicaTests
         var logs = string.Join("\n", logsOne.Entries.Concat(logsTwo.Entries).Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Information).Select(e => $"{e.EventName}: {e.Message}"));
         Assert.True(3 == statuses.Count(s => s == HttpStatusCode.OK), string.Join(",", statuses.Select(s => (int)s)) + "\n" + logs);
         Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.TooManyRequests));
+    }
+
+    [RedisFact]
+    public async Task KeyLimit_UnderConcurrentLoad_HoldsAcrossReplicas_AdmittingFromAllotments()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        var limits = new JsonObject { ["RequestsPerMinute"] = 60, ["TokensPerMinute"] = 1_000_000 };
+        await using var one = await TestGateway.StartAsync(Deployment(pool, redis.Configuration, limits));
+        await using var two = await TestGateway.StartAsync(Deployment(pool, redis.Configuration, limits));
+
+        // 16 clients over the two replicas, 240 requests as fast as they come: busy enough for allotments.
+        var statuses = new System.Collections.Concurrent.ConcurrentBag<HttpStatusCode>();
+        var sent = 0;
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(async () =>
+        {
+            while (Interlocked.Increment(ref sent) <= 240)
+            {
+                statuses.Add(await ChatAsync(i % 2 == 0 ? one : two, OpsSecret, "a"));
+            }
+        })));
+
+        var admitted = statuses.Count(s => s == HttpStatusCode.OK);
+        var fromAllotments = new[] { one, two }.Sum(g => ((ModelRouting.SharedState.RedisQuotaStore)g.Services.GetRequiredService<ModelRouting.Quotas.IQuotaStore>()).AdmittedFromAllotments);
+        var summary = $"admitted {admitted} ({fromAllotments} from allotments), statuses {string.Join(",", statuses.Distinct())}";
+        Assert.True(admitted is >= 55 and <= 60, summary); // never more than 60; what one replica holds, the other cannot use for a moment
+        Assert.True(fromAllotments > 0, summary);
+        Assert.Equal(240, admitted + statuses.Count(s => s == HttpStatusCode.TooManyRequests));
     }
 
     [RedisFact]
