@@ -41,7 +41,7 @@ public class QuotaBenchmarks
     }
 
     [Benchmark]
-    public bool Authenticate() => _keys.Authenticate(_context.Request, DateTimeOffset.UtcNow, out _) is not null;
+    public bool Authenticate() => _keys.Authenticate(_context.Request, TimeProvider.System, out _) is not null;
 
     [Benchmark]
     public async Task<long> AdmitAndComplete()

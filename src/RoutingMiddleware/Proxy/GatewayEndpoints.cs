@@ -90,7 +90,7 @@ internal static class GatewayEndpoints
             return true;
         }
 
-        key = state.Keys.Authenticate(context.Request, source.Time.GetUtcNow(), out var failure);
+        key = state.Keys.Authenticate(context.Request, source.Time, out var failure);
         if (key is null)
         {
             refusal = OpenAIError.Unauthorized(failure!);

@@ -85,7 +85,7 @@ internal sealed partial class ModelRoutingMiddleware(
     // With client keys configured (SPEC §14): the request's key, or the 401 to answer.
     private OpenAIError? Authenticate(HttpContext context, RoutingState state, out ClientKey? key)
     {
-        key = state.Keys.Authenticate(context.Request, source.Time.GetUtcNow(), out var failure);
+        key = state.Keys.Authenticate(context.Request, source.Time, out var failure);
         if (key is not null)
         {
             return null;

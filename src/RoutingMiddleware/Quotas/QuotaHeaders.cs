@@ -38,10 +38,51 @@ internal static class QuotaHeaders
             return string.Create(CultureInfo.InvariantCulture, $"{Math.Max(0, (int)duration.TotalMilliseconds)}ms");
         }
 
+        if (duration.Ticks % TimeSpan.TicksPerMillisecond == 0 && duration < TimeSpan.FromDays(1))
+        {
+            return WholeMilliseconds(duration.Ticks / TimeSpan.TicksPerMillisecond);
+        }
+
         var seconds = Math.Round(duration.TotalSeconds % 60, 3);
         var minutes = (int)(duration.TotalSeconds / 60);
         return minutes > 0
             ? string.Create(CultureInfo.InvariantCulture, $"{minutes}m{seconds}s")
             : string.Create(CultureInfo.InvariantCulture, $"{seconds}s");
+    }
+
+    // What Duration writes for a whole number of milliseconds (the store's resets are), from integers: the same text
+    // without the floating-point remainder, rounding and formatting, on every limited response.
+    private static string WholeMilliseconds(long milliseconds)
+    {
+        Span<char> text = stackalloc char[32];
+        var length = 0;
+        var minutes = milliseconds / 60_000;
+        if (minutes > 0)
+        {
+            minutes.TryFormat(text, out var written, provider: CultureInfo.InvariantCulture);
+            length = written;
+            text[length++] = 'm';
+        }
+
+        var rest = milliseconds % 60_000;
+        (rest / 1000).TryFormat(text[length..], out var secondsWritten, provider: CultureInfo.InvariantCulture);
+        length += secondsWritten;
+        var fraction = (int)(rest % 1000);
+        if (fraction > 0)
+        {
+            text[length++] = '.';
+            var digits = 3;
+            while (fraction % 10 == 0)
+            {
+                fraction /= 10;
+                digits--;
+            }
+
+            fraction.TryFormat(text[length..], out var fractionWritten, digits switch { 3 => "D3", 2 => "D2", _ => "D1" }, CultureInfo.InvariantCulture);
+            length += fractionWritten;
+        }
+
+        text[length++] = 's';
+        return new string(text[..length]);
     }
 }

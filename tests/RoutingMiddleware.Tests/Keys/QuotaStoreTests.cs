@@ -112,4 +112,32 @@ public sealed class QuotaStoreTests
     [InlineData(360_000, "6m0s")]
     public void Duration_IsWrittenAsOpenAIWritesIt(int milliseconds, string expected) =>
         Assert.Equal(expected, QuotaHeaders.Duration(TimeSpan.FromMilliseconds(milliseconds)));
+
+    [Fact]
+    public void Duration_OfWholeMilliseconds_IsWhatTheFloatingPointFormulaWrites()
+    {
+        // Whole milliseconds take an integer path; it must write exactly what the formula writes.
+        static string Formula(TimeSpan duration)
+        {
+            var seconds = Math.Round(duration.TotalSeconds % 60, 3);
+            var minutes = (int)(duration.TotalSeconds / 60);
+            return minutes > 0
+                ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{minutes}m{seconds}s")
+                : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{seconds}s");
+        }
+
+        var random = new Random(14);
+        var samples = Enumerable.Range(1000, 420_000).Select(ms => (long)ms)
+            .Concat(Enumerable.Range(0, 20_000).Select(_ => random.NextInt64(1000, (long)TimeSpan.FromDays(1).TotalMilliseconds)));
+        foreach (var milliseconds in samples)
+        {
+            var duration = TimeSpan.FromMilliseconds(milliseconds);
+            Assert.Equal(Formula(duration), QuotaHeaders.Duration(duration));
+        }
+
+        foreach (var ticks in new long[] { 10_005_000, 15_999_999, 599_999_999, 600_000_001 })
+        {
+            Assert.Equal(Formula(TimeSpan.FromTicks(ticks)), QuotaHeaders.Duration(TimeSpan.FromTicks(ticks))); // not whole milliseconds: the formula itself
+        }
+    }
 }
