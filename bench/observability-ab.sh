@@ -6,7 +6,8 @@
 #
 #   bash bench/observability-ab.sh                 # 1 KB bodies, 3 rounds of 15 s after 40 s warm-up each
 #
-# Knobs: SIZE (bytes, default 1024), ROUNDS (3), DURATION (s per cell, 15), WARMUP (s, 40), CONNECTIONS (32).
+# Knobs: SIZE (bytes, default 1024), ROUNDS (3), DURATION (s per cell, 15), WARMUP (s, 40), CONNECTIONS (32),
+# PAIRS (1): how many off/on pairs of processes to start and rotate through (ports OFF_PORT, ON_PORT and up by 2).
 # COMPARE=keys measures client keys instead (SPEC §14): off is the gateway without keys, on the same build with 100
 # client keys and limits on every key and on the endpoint (high enough that nothing is refused), wrk sending key 42:
 #   COMPARE=keys SIZE=16384 bash bench/observability-ab.sh
@@ -16,6 +17,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-40}
 CONNECTIONS=${CONNECTIONS:-32}
+PAIRS=${PAIRS:-1}
 COMPARE=${COMPARE:-observability}
 BACKEND_PORT=${BACKEND_PORT:-19201}
 OFF_PORT=${OFF_PORT:-19202}
@@ -73,32 +75,51 @@ proxy() { # $1 port, $2 enabled
     --ModelRouting:Admin:Urls= --ModelRouting:Admin:StateFile= "--ModelRouting:Observability:Enabled=$observability" >/dev/null 2>&1 &
   pids+=($!)
 }
-proxy "$OFF_PORT" false; off_pid=$!
-proxy "$ON_PORT" true; on_pid=$!
-wait_for "http://127.0.0.1:$BACKEND_PORT/"; wait_for "http://127.0.0.1:$OFF_PORT/v1/models"; wait_for "http://127.0.0.1:$ON_PORT/v1/models"
+# PAIRS pairs of processes: a process keeps its speed for its life, and that speed differs by up to ±15% from one
+# process to the next on this machine, so one pair alone cannot settle a few per cent.
+declare -a sides ports procs
+for pair in $(seq 0 $((PAIRS - 1))); do
+  for side in off on; do
+    port=$((OFF_PORT + 2 * pair)); [ "$side" = on ] && port=$((ON_PORT + 2 * pair))
+    enabled=false; [ "$side" = on ] && enabled=true
+    proxy "$port" "$enabled"
+    sides+=("$side"); ports+=("$port"); procs+=($!)
+  done
+done
+wait_for "http://127.0.0.1:$BACKEND_PORT/"
+for port in "${ports[@]}"; do wait_for "http://127.0.0.1:$port/v1/models"; done
 
-run() { # $1 port, $2 seconds; the keys variant's "on" side sends a key
-  local auth=""; [ "$COMPARE" = keys ] && [ "$1" = "$ON_PORT" ] && auth="sk-bench-42"
+run() { # $1 port, $2 seconds, $3 side; the keys variant's "on" side sends a key
+  local auth=""; [ "$COMPARE" = keys ] && [ "$3" = on ] && auth="sk-bench-42"
   BODY_FILE="$work/body-$SIZE.json" AUTH="$auth" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${2}s" -s "$root/bench/post.lua" "http://127.0.0.1:$1/v1/chat/completions"; }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 echo "warm-up ${WARMUP}s each..." >&2
-run "$OFF_PORT" "$WARMUP" >/dev/null; run "$ON_PORT" "$WARMUP" >/dev/null
+for i in "${!ports[@]}"; do run "${ports[$i]}" "$WARMUP" "${sides[$i]}" >/dev/null; done
 
 hz=$(getconf CLK_TCK)
-echo "${COMPARE^} A/B, $(date -u +%Y-%m-%d), $(nproc) cores, .NET $(dotnet --version), ${SIZE} B bodies, wrk -c$CONNECTIONS, ${DURATION}s cells, load average $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "${COMPARE^} A/B, $(date -u +%Y-%m-%d), $(nproc) cores, .NET $(dotnet --version), ${SIZE} B bodies, wrk -c$CONNECTIONS, ${DURATION}s cells, $PAIRS pair(s) of processes, load average $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
-echo "| round | off req/s | on req/s | on ÷ off | off CPU µs/req | on CPU µs/req |"
-echo "|---:|---:|---:|---:|---:|---:|"
+echo "| round | pair | off req/s | on req/s | on ÷ off | off CPU µs/req | on CPU µs/req |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+ratios=(); offs=(); ons=(); offc=(); onc=()
 for round in $(seq 1 "$ROUNDS"); do
-  declare -A r c
-  for side in off on; do
-    port=$OFF_PORT; pid=$off_pid; [ "$side" = on ] && { port=$ON_PORT; pid=$on_pid; }
-    before=$(ticks "$pid")
-    out=$(run "$port" "$DURATION")
-    after=$(ticks "$pid")
-    r[$side]=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-    requests=$(awk '/requests in/ { print $1 }' <<<"$out")
-    c[$side]=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+  for pair in $(seq 0 $((PAIRS - 1))); do
+    declare -A r c
+    order="off on"; [ $(((round + pair) % 2)) = 0 ] && order="on off" # either side first, in turn
+    for side in $order; do
+      i=$((2 * pair)); [ "$side" = on ] && i=$((i + 1))
+      before=$(ticks "${procs[$i]}")
+      out=$(run "${ports[$i]}" "$DURATION" "$side")
+      after=$(ticks "${procs[$i]}")
+      r[$side]=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+      requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+      c[$side]=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    done
+    ratio=$(awk -v a="${r[on]}" -v b="${r[off]}" 'BEGIN { printf "%.3f", a / b }')
+    ratios+=("$ratio"); offs+=("${r[off]}"); ons+=("${r[on]}"); offc+=("${c[off]}"); onc+=("${c[on]}")
+    echo "| $round | $((pair + 1)) | ${r[off]} | ${r[on]} | $ratio | ${c[off]} | ${c[on]} |"
   done
-  echo "| $round | ${r[off]} | ${r[on]} | $(awk -v a="${r[on]}" -v b="${r[off]}" 'BEGIN { printf "%.3f", a / b }') | ${c[off]} | ${c[on]} |"
 done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo
+echo "Median of the cells: on ÷ off $(median "${ratios[@]}"); req/s off $(median "${offs[@]}"), on $(median "${ons[@]}") ($(awk -v a="$(median "${ons[@]}")" -v b="$(median "${offs[@]}")" 'BEGIN { printf "%.3f", a / b }')); proxy CPU per request off $(median "${offc[@]}") µs, on $(median "${onc[@]}") µs."

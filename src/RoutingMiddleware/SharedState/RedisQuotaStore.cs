@@ -185,6 +185,9 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
     // request admitted from it is never counted in a slot that has already ended.
     private const long AllotmentMargin = 25;
 
+    // How long corrections gather before they are sent (one script for all of them).
+    private static readonly TimeSpan FlushDelay = TimeSpan.FromMilliseconds(20);
+
     private static readonly RateLimits Unlimited = new(null, null, null);
 
     private readonly RedisConnection _connection;
@@ -196,6 +199,7 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
     private readonly long _start;
     private readonly string _prefix;
     private readonly Timer _returns;
+    private readonly SemaphoreSlim _urgent = new(0, 1);
     private Dictionary<(string Key, long Slot), long> _pending = [];
     private TaskCompletionSource? _flushing; // set while a flush loop runs; completed when it has sent everything
 
@@ -255,14 +259,14 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
         // lost and a concurrency slot is freed by the count's TTL.
         var request = lease.Request;
         var delta = usedTokens - request.Tokens;
+        bool freed;
         lock (_lock)
         {
             var now = Now;
-            Give(request.Key, lease.ReservedAt, delta, now);
-            Give(request.Endpoint, lease.EndpointReservedAt, delta, now);
+            freed = Give(request.Key, lease.ReservedAt, delta, now) | Give(request.Endpoint, lease.EndpointReservedAt, delta, now);
         }
 
-        Flush();
+        Flush(urgent: freed);
         return ValueTask.CompletedTask;
     }
 
@@ -287,9 +291,11 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
         }
 
         ReturnExpired();
+        Flush(urgent: true);
         return FlushedAsync();
     }
 
+    // The semaphore is not disposed: a flush loop may still be waiting on it (it holds no wait handle).
     public void Dispose() => _returns.Dispose();
 
     // A request is admitted here from allotments when every scope it names holds enough of each limited kind;
@@ -619,11 +625,12 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
 
     // An admitted request ends: its token correction goes to the slot it was counted in; its concurrency slot joins the
     // allotment while one is held (the count in Redis already includes it), else is given back.
-    private void Give(QuotaScope? scope, long reservedAt, long delta, long now)
+    // Returns whether a concurrency slot is to be given back to Redis (not to an allotment).
+    private bool Give(QuotaScope? scope, long reservedAt, long delta, long now)
     {
         if (scope is null)
         {
-            return;
+            return false;
         }
 
         var state = State(scope.Id);
@@ -637,12 +644,14 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
             if (now < state.ExpiresAt)
             {
                 state.SlotsLeft++;
+                return false;
             }
-            else
-            {
-                Pending(state.Concurrency, -1, -1);
-            }
+
+            Pending(state.Concurrency, -1, -1);
+            return true;
         }
+
+        return false;
     }
 
     private void Pending(string key, long slot, long delta)
@@ -672,27 +681,49 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
         }
     }
 
-    // Starts the background loop that sends pending corrections, unless it runs already: while one batch is on its
-    // way, the next one gathers.
-    private void Flush()
+    // Starts the background loop that sends pending corrections, unless it runs already. The loop gathers for
+    // FlushDelay before each batch (corrections of one scope and slot add up to one entry), unless something urgent
+    // is pending: a concurrency slot given back, which another request may be waiting for.
+    private void Flush(bool urgent = false)
     {
+        bool start;
         lock (_lock)
         {
-            if (_flushing is not null || _pending.Count == 0)
+            if (_pending.Count == 0)
             {
                 return;
             }
 
-            _flushing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            start = _flushing is null;
+            if (start)
+            {
+                _flushing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
         }
 
-        _ = Task.Run(FlushLoopAsync);
+        if (urgent && _urgent.CurrentCount == 0)
+        {
+            try
+            {
+                _urgent.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already signalled.
+            }
+        }
+
+        if (start)
+        {
+            _ = Task.Run(FlushLoopAsync);
+        }
     }
 
     private async Task FlushLoopAsync()
     {
         while (true)
         {
+            await _urgent.WaitAsync(FlushDelay);
             Dictionary<(string Key, long Slot), long> batch;
             TaskCompletionSource? done = null;
             lock (_lock)
