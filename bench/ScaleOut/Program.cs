@@ -349,6 +349,7 @@ try
     var filler = new string('x', 1024 - 80);
     await File.WriteAllTextAsync(body, $$"""{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"{{filler}}"}]}""");
     var off = await StartReplicaAsync("no-redis", withRedis: false);
+    long requests = 0; // what the last wrk run sent
     replicas.Add(off);
     async Task<double> WrkAsync(HttpClient client)
     {
@@ -368,22 +369,47 @@ try
             throw new InvalidOperationException($"wrk saw {bad.Groups[1].Value} failed responses");
         }
 
+        requests += long.Parse(Regex.Match(output, @"(\d+) requests in").Groups[1].Value, inv);
         return double.Parse(Regex.Match(output, @"Requests/sec:\s+([\d.]+)").Groups[1].Value, inv);
+    }
+
+    // Redis's script calls (INFO commandstats) and CPU time, to say what each request on the Redis side cost there.
+    long RedisScriptCalls()
+    {
+        var info = new ProcessStartInfo("redis-cli") { RedirectStandardOutput = true };
+        foreach (var a in new[] { "-p", redisPort.ToString(inv), "INFO", "commandstats" })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var cli = Process.Start(info)!;
+        var stats = cli.StandardOutput.ReadToEnd();
+        cli.WaitForExit();
+        return Regex.Matches(stats, @"cmdstat_(?:evalsha|eval):calls=(\d+)").Sum(m => long.Parse(m.Groups[1].Value, inv));
     }
 
     await WrkAsync(replicas[0].Client); // warm-up
     await WrkAsync(off.Client);
     var on = new List<double>();
     var offs = new List<double>();
+    var (onRequests, offRequests) = (0L, 0L);
+    var (onCpu, offCpu, redisCpu) = (TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero);
+    var redisCalls = 0L;
     for (var round = 0; round < 3; round++)
     {
+        (requests, var calls, var cpu, var redisBefore) = (0, RedisScriptCalls(), replicas[0].Process.TotalProcessorTime, redis!.TotalProcessorTime);
         on.Add(await WrkAsync(replicas[0].Client));
+        (onRequests, onCpu, redisCalls) = (onRequests + requests, onCpu + replicas[0].Process.TotalProcessorTime - cpu, redisCalls + RedisScriptCalls() - calls);
+        redisCpu += redis.TotalProcessorTime - redisBefore;
+        (requests, cpu) = (0, off.Process.TotalProcessorTime);
         offs.Add(await WrkAsync(off.Client));
+        (offRequests, offCpu) = (offRequests + requests, offCpu + off.Process.TotalProcessorTime - cpu);
     }
 
     var onMedian = on.Order().ElementAt(1);
     var offMedian = offs.Order().ElementAt(1);
     report.AppendLine(inv, $"**4. Single replica, 1 KB chat requests, key and endpoint limits on, wrk -c32 {loadSeconds} s × 3 rounds alternating:** Redis on {onMedian:F0} req/s (rounds {string.Join(", ", on.Select(v => v.ToString("F0", inv)))}), Redis off {offMedian:F0} req/s (rounds {string.Join(", ", offs.Select(v => v.ToString("F0", inv)))}): on/off {onMedian / offMedian:P1}. Target within 10%.");
+    report.AppendLine(inv, $"Per request: gateway CPU {onCpu.TotalMicroseconds / onRequests:F1} µs with Redis, {offCpu.TotalMicroseconds / offRequests:F1} µs without; Redis {(double)redisCalls / onRequests:F4} script calls and {redisCpu.TotalMicroseconds / onRequests:F2} µs of CPU.");
     await File.WriteAllTextAsync(reportPath, report.ToString());
     Console.WriteLine(report);
 }

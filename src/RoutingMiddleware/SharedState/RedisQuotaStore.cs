@@ -340,7 +340,7 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
 
             if (expired)
             {
-                Flush();
+                Flush(urgent: true);
             }
 
             if (refilling is null)
@@ -438,7 +438,7 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
                 taken = true;
             }
 
-            Flush(); // what was left of replaced allotments
+            Flush(urgent: true); // what was left of replaced allotments
             return admitted;
         }
         finally
@@ -500,21 +500,30 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
         return _fallback.AdmitAsync(request with { Key = Divide(request.Key, replicas), Endpoint = Divide(request.Endpoint, replicas) }, cancellationToken);
     }
 
-    private static QuotaScope? Divide(QuotaScope? scope, int replicas)
+    // This replica's share of a scope's limits, made once per scope (and again when its limits change).
+    private QuotaScope? Divide(QuotaScope? scope, int replicas)
     {
         if (scope is null || replicas == 1)
         {
             return scope;
         }
 
+        var state = State(scope.Id);
+        if (state.Share is { } share && ReferenceEquals(share.Of, scope))
+        {
+            return share.Divided;
+        }
+
         var limits = scope.Limits;
-        return scope with
+        var divided = scope with
         {
             Limits = new RateLimits(
                 limits.RequestsPerMinute is { } rpm ? Math.Max(1, rpm / replicas) : null,
                 limits.TokensPerMinute is { } tpm ? Math.Max(1, tpm / replicas) : null,
                 limits.MaxConcurrent is { } concurrent ? Math.Max(1, concurrent / replicas) : null),
         };
+        state.Share = new DividedScope(scope, divided);
+        return divided;
     }
 
     private static IEnumerable<(ScopeState State, QuotaScope Scope)> Scopes(ScopeState? key, QuotaScope? keyScope, ScopeState? endpoint, QuotaScope? endpointScope)
@@ -677,13 +686,13 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
 
         if (any)
         {
-            Flush();
+            Flush(urgent: true);
         }
     }
 
     // Starts the background loop that sends pending corrections, unless it runs already. The loop gathers for
     // FlushDelay before each batch (corrections of one scope and slot add up to one entry), unless something urgent
-    // is pending: a concurrency slot given back, which another request may be waiting for.
+    // is pending: what another request may be waiting for, a concurrency slot or what is left of an allotment.
     private void Flush(bool urgent = false)
     {
         bool start;
@@ -812,6 +821,8 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
             limitTokens, limitTokens is null ? 0 : remainingTokens, TimeSpan.FromMilliseconds(resetTokens));
     }
 
+    private sealed record DividedScope(QuotaScope Of, QuotaScope Divided);
+
     /// <summary>
     /// One scope as this replica sees it: its Redis keys, the allotment it holds (counted in Redis in
     /// <see cref="Slot"/>, usable until <see cref="ExpiresAt"/>), what Redis last said of its windows, and how busy it
@@ -831,6 +842,7 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
         public long TokensLeft;
         public long SlotsLeft;
         public Task? Refill;
+        public DividedScope? Share; // read and written without the lock: a reference is written whole
         public long RequestsInWindow;
         public long TokensInWindow;
         public long RequestsResetAt;

@@ -126,6 +126,11 @@ public sealed class ReplicaTests
         await using var one = await TestGateway.StartAsync(Deployment(pool, redis.Configuration, limits));
         await using var two = await TestGateway.StartAsync(Deployment(pool, redis.Configuration, limits));
 
+        // Both replicas connected to Redis first (an admin write goes through only then): a replica still connecting
+        // counts in process, at its share of the limit, which is not what this test is about.
+        await CreateKeyAsync(one, "connected-1");
+        await CreateKeyAsync(two, "connected-2");
+
         // 16 clients over the two replicas, 240 requests as fast as they come: busy enough for allotments.
         var statuses = new System.Collections.Concurrent.ConcurrentBag<HttpStatusCode>();
         var sent = 0;
