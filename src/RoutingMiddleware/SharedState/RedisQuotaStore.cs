@@ -74,11 +74,12 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
           end
           return 60000
         end
-        local function add(w, amount)
-          redis.call('HINCRBY', w.key, f(slot), amount)
+        local function add(w, amount, at)
+          at = at or slot
+          redis.call('HINCRBY', w.key, f(at), amount)
           w.sum = w.sum + amount
-          w.last = slot
-          redis.call('HSET', w.key, 'sum', f(w.sum), 'exp', f(w.exp), 'last', f(slot))
+          if at > w.last then w.last = at end
+          redis.call('HSET', w.key, 'sum', f(w.sum), 'exp', f(w.exp), 'last', f(w.last))
           redis.call('PEXPIRE', w.key, 61000)
         end
         """;
@@ -86,7 +87,7 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
     // KEYS: per scope, its requests window, tokens window and concurrency count.
     // ARGV: tokens, concurrency TTL (ms), divisor, then per scope: requests/min, tokens/min, max concurrent (-1: none),
     // and the allotment wanted of each (requests, tokens, concurrent slots; 0: none).
-    // Admitted: {1, now, then per scope: requests in window, its reset (ms), tokens in window, its reset (ms),
+    // Admitted: {1, now, the allotments' slot, then per scope: requests in window, its reset (ms), tokens in window, its reset (ms),
     // requests in flight, allotment granted of requests, tokens, slots}. Refused: {0, scope, reason, retry ms, used,
     // snapshot}; the snapshot is limit, remaining, reset (ms) for requests then tokens (limit -1: none).
     // Only limited kinds are counted. An allotment is granted only from what is left after this request, at most that
@@ -138,14 +139,24 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
           if wanted <= 0 or limit < 0 then return 0 end
           return math.max(0, math.min(wanted, math.floor((limit - used) / divisor)))
         end
-        local result = { 1, now }
+        -- An allotment taken in the last 50 ms of a slot is counted in the next one (later, never sooner) and lasts
+        -- through it, so it is not given back as soon as it arrives.
+        local lslot = slot
+        if (slot + 1) * 250 - now < 50 then lslot = slot + 1 end
+        local result = { 1, now, lslot }
         for i = 1, n do
           local s = scopes[i]
           local gr = share(s.wr, s.rpm, s.r.sum + 1)
           local gt = share(s.wt, s.tpm, s.t.sum + tokens)
           local gc = share(s.wc, s.conc, s.inflight + 1)
-          if s.rpm >= 0 then add(s.r, 1 + gr) end
-          if s.tpm >= 0 then add(s.t, tokens + gt) end
+          if s.rpm >= 0 then
+            add(s.r, 1)
+            if gr > 0 then add(s.r, gr, lslot) end
+          end
+          if s.tpm >= 0 then
+            add(s.t, tokens)
+            if gt > 0 then add(s.t, gt, lslot) end
+          end
           if s.conc >= 0 then
             s.inflight = redis.call('INCRBY', KEYS[3 * i], 1 + gc)
             redis.call('PEXPIRE', KEYS[3 * i], ARGV[2])
@@ -416,9 +427,9 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
             {
                 var now = Now;
                 var redisNow = result[1];
-                var slot = redisNow / SlidingWindow.SlotMilliseconds;
+                var slot = result[2];
                 var expiresAt = sentAt + ((slot + 1) * SlidingWindow.SlotMilliseconds) - redisNow - AllotmentMargin;
-                var at = 2;
+                var at = 3;
                 foreach (var (state, _) in Scopes(key, request.Key, endpoint, request.Endpoint))
                 {
                     if ((state == key ? keyCovered : endpointCovered) < 0)
