@@ -68,6 +68,24 @@ internal sealed class InProcessQuotaStore : IQuotaStore
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// Counts a request admitted elsewhere (in the shared store) in its scopes' windows, without checking a limit or
+    /// holding a concurrency slot: what this process admitted in the last minute, should it have to decide alone.
+    /// </summary>
+    internal void Count(QuotaRequest request)
+    {
+        var key = request.Key is { } k ? Counters(k) : null;
+        var endpoint = request.Endpoint is { } e ? Counters(e) : null;
+        lock (_lock)
+        {
+            var now = Now;
+            key?.Requests.Add(now, 1);
+            key?.Tokens.Add(now, request.Tokens);
+            endpoint?.Requests.Add(now, 1);
+            endpoint?.Tokens.Add(now, request.Tokens);
+        }
+    }
+
     private ScopeCounters Counters(QuotaScope scope) => _scopes.GetOrAdd(scope.Id, static _ => new ScopeCounters());
 
     private static (string Kind, string Reason, TimeSpan RetryAfter)? Check(ScopeCounters? counters, QuotaScope? scope, long tokens, long now)

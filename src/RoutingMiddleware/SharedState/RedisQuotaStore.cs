@@ -14,10 +14,21 @@ namespace ModelRouting.SharedState;
 /// scope has been idle that long.
 /// </summary>
 /// <remarks>
+/// <para>
+/// A busy scope is not asked about in Redis for every request: the admission script also grants this replica an
+/// allotment (some requests, tokens and concurrent slots, at most what is left divided by 4 × replicas), counted in
+/// Redis at once, from which requests are admitted here until its quarter-second slot ends; what is left is then
+/// given back in that slot. So the replicas together never admit more than a limit, and near one the allotments
+/// shrink to nothing and every admission is decided in Redis again. Completions (token corrections, freed slots)
+/// are sent in the background, batched.
+/// </para>
+/// <para>
 /// While Redis is unavailable (the connection's circuit breaker is open) admissions are decided in this process
 /// at each limit divided by <see cref="Configuration.RedisOptions.Replicas"/>, counting this replica's own admissions
-/// of the last minute (those made in Redis are mirrored there), or refused when
+/// of the last minute (each one made through Redis is counted there too, so a fallback after a blip does not start
+/// from zero and let each replica admit its whole share again), or refused when
 /// <see cref="Configuration.RedisOptions.FailClosed"/>; each such decision is counted and logged once per interval.
+/// </para>
 /// </remarks>
 internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
 {
@@ -239,7 +250,7 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
                 var decision = await AdmitSharedAsync(database, request);
                 if (decision.Admitted)
                 {
-                    await MirrorAsync(request, cancellationToken);
+                    _fallback.Count(request);
                 }
 
                 return decision;
@@ -480,19 +491,6 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
 
                 refill.SetResult();
             }
-        }
-    }
-
-    // Counts an admission made in Redis in this replica's own share (limit ÷ replicas) too, so a fallback after a short
-    // outage or a timeout starts from what this replica admitted in the last minute, not from zero: without it, every
-    // blip would let each replica admit its whole share again on top of what Redis admitted.
-    private async ValueTask MirrorAsync(QuotaRequest request, CancellationToken cancellationToken)
-    {
-        var replicas = Math.Max(1, _connection.Options.Replicas);
-        var local = await _fallback.AdmitAsync(request with { Key = Divide(request.Key, replicas), Endpoint = Divide(request.Endpoint, replicas) }, cancellationToken);
-        if (local.Lease is { } lease)
-        {
-            await _fallback.CompleteAsync(lease, request.Tokens); // the count only: no concurrency slot is held here
         }
     }
 
