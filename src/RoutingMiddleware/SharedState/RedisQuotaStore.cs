@@ -812,8 +812,14 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
     {
         long? limitRequests = null, limitTokens = null;
         long remainingRequests = long.MaxValue, remainingTokens = long.MaxValue, resetRequests = 0, resetTokens = 0;
-        foreach (var (state, scope) in Scopes(key, keyScope, endpoint, endpointScope))
+        for (var i = 0; i < 2; i++) // not Scopes(): its iterator would be an allocation per admitted request
         {
+            var (state, scope) = i == 0 ? (key, keyScope) : (endpoint, endpointScope);
+            if (state is null || scope is null)
+            {
+                continue;
+            }
+
             if (scope.Limits.RequestsPerMinute is { } rpm && Math.Max(0, rpm - state.RequestsInWindow + state.RequestsLeft) is var requests && requests < remainingRequests)
             {
                 (limitRequests, remainingRequests, resetRequests) = (rpm, requests, Math.Max(0, state.RequestsResetAt - now));
