@@ -6,11 +6,11 @@
 //      requests: the tokens admitted per minute by the backend's usage, and the most in any 60 s.
 // Usage: Quotas <ProxyHost.dll> <work dir> <report.md> [A_SECONDS] [B_SECONDS]
 using System.Collections.Concurrent;
+using Bench.Shared;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -83,15 +83,6 @@ backend.MapPost("/v1/chat/completions", async (HttpContext context) =>
 await backend.StartAsync();
 var backendUrl = backend.Urls.First();
 
-int FreePort()
-{
-    var listener = new TcpListener(IPAddress.Loopback, 0);
-    listener.Start();
-    var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-    listener.Stop();
-    return port;
-}
-
 string Hash(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
 var config = new JsonObject
 {
@@ -111,7 +102,7 @@ var config = new JsonObject
 };
 var configFile = Path.Combine(work, "quotas.json");
 await File.WriteAllTextAsync(configFile, config.ToJsonString());
-var port = FreePort();
+var port = BenchProcesses.FreePort();
 var proxyInfo = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
 foreach (var a in new[] { proxyDll, "--config", configFile, "--urls", $"http://127.0.0.1:{port}", "--ModelRouting:Admin:Urls=", "--ModelRouting:Admin:StateFile=" + Path.Combine(work, "state.json") })
 {
@@ -126,22 +117,7 @@ proxy.BeginErrorReadLine();
 using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 }) { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
 try
 {
-    for (var i = 0; ; i++)
-    {
-        try
-        {
-            using var probe = await http.GetAsync("/healthz");
-            if (probe.IsSuccessStatusCode)
-            {
-                break;
-            }
-        }
-        catch (HttpRequestException) when (i < 300)
-        {
-        }
-
-        await Task.Delay(100);
-    }
+    await BenchProcesses.WaitHealthyAsync(http);
 
     var report = new StringBuilder();
     report.AppendLine(CultureInfo.InvariantCulture, $"Quota benchmark, {DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, .NET {Environment.Version}; gateway published in Release, backend in the benchmark process.");

@@ -7,6 +7,7 @@
 //   4. single replica, 1 KB chat requests with wrk, limits on: req/s with Redis on vs a replica without Redis.
 // Usage: ScaleOut <ProxyHost.dll> <work dir> <report.md> <post.lua> [RPM_SECONDS] [LOAD_SECONDS]
 using System.Collections.Concurrent;
+using Bench.Shared;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -46,17 +47,8 @@ backend.MapPost("/v1/chat/completions", async (HttpContext context) =>
 await backend.StartAsync();
 var backendUrl = backend.Urls.First();
 
-int FreePort()
-{
-    var listener = new TcpListener(IPAddress.Loopback, 0);
-    listener.Start();
-    var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-    listener.Stop();
-    return port;
-}
-
 string Hash(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
-var redisPort = FreePort();
+var redisPort = BenchProcesses.FreePort();
 Process? redis = null;
 async Task StartRedisAsync()
 {
@@ -121,8 +113,8 @@ async Task<(Process Process, HttpClient Client, HttpClient Admin)> StartReplicaA
 {
     var configFile = Path.Combine(work, name + ".json");
     await File.WriteAllTextAsync(configFile, Config(withRedis).ToJsonString());
-    var port = FreePort();
-    var adminPort = FreePort();
+    var port = BenchProcesses.FreePort();
+    var adminPort = BenchProcesses.FreePort();
     var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
     foreach (var a in new[]
     {
@@ -141,22 +133,7 @@ async Task<(Process Process, HttpClient Client, HttpClient Admin)> StartReplicaA
     var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 }) { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
     var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}"), Timeout = TimeSpan.FromSeconds(30) };
     admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
-    for (var i = 0; ; i++)
-    {
-        try
-        {
-            using var probe = await client.GetAsync("/healthz");
-            if (probe.IsSuccessStatusCode)
-            {
-                break;
-            }
-        }
-        catch (HttpRequestException) when (i < 300)
-        {
-        }
-
-        await Task.Delay(100);
-    }
+    await BenchProcesses.WaitHealthyAsync(client);
 
     return (process, client, admin);
 }
