@@ -24,11 +24,11 @@ internal sealed class ClientKeySet
 
     // Secrets recently presented that matched a key, so that a client sending the same key again is not hashed again:
     // SHA-256 goes through OpenSSL on Linux, 0.6 µs in a benchmark's loop but 3-4 µs of proxy CPU per request in the
-    // loaded gateway (README, "Quotas"), nearly all of what authentication cost. Only matching secrets are kept, in a slot picked by the secret's per-process randomized
-    // string hash, and a slot is compared in constant time, as the hashes are. The set is rebuilt on every change of
-    // keys (configuration or admin API), so nothing cached outlives the keys it was checked against; whether the key
-    // is enabled and unexpired is checked on every request, cached or not. Four slots per key (a power of two, at most
-    // 4,096), so that keys in use seldom share one.
+    // loaded gateway (README, "Quotas"), nearly all of what authentication cost. Only matching secrets are kept, in a
+    // slot picked by the secret's per-process randomized string hash, and a slot is compared in constant time, as the
+    // hashes are. The set is rebuilt on every change of keys (configuration or admin API), so nothing cached outlives
+    // the keys it was checked against; whether the key is enabled and unexpired is checked on every request, cached
+    // or not. Four slots per key (a power of two, at most 4,096), so that keys in use seldom share one.
     private readonly RecentSecret?[] _recent;
 
     private ClientKeySet(List<ClientKey> keys)
