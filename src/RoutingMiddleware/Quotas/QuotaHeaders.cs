@@ -13,21 +13,54 @@ internal static class QuotaHeaders
     public const string RemainingTokens = "x-ratelimit-remaining-tokens";
     public const string ResetTokens = "x-ratelimit-reset-tokens";
 
+    // The last text written for each header whose value repeats: a limit is the same on every response of its scope,
+    // and a reset the same for every response within a millisecond. Each cache is one immutable pair, replaced whole.
+    private static CachedText s_limitRequests = new(-1, "");
+    private static CachedText s_limitTokens = new(-1, "");
+    private static CachedText s_resetRequests = new(-1, "");
+    private static CachedText s_resetTokens = new(-1, "");
+
     public static void Write(IHeaderDictionary headers, RateLimitSnapshot snapshot)
     {
         if (snapshot.LimitRequests is { } requests)
         {
-            headers[LimitRequests] = requests.ToString(CultureInfo.InvariantCulture);
+            headers[LimitRequests] = Number(ref s_limitRequests, requests);
             headers[RemainingRequests] = snapshot.RemainingRequests.ToString(CultureInfo.InvariantCulture);
-            headers[ResetRequests] = Duration(snapshot.ResetRequests);
+            headers[ResetRequests] = Reset(ref s_resetRequests, snapshot.ResetRequests);
         }
 
         if (snapshot.LimitTokens is { } tokens)
         {
-            headers[LimitTokens] = tokens.ToString(CultureInfo.InvariantCulture);
+            headers[LimitTokens] = Number(ref s_limitTokens, tokens);
             headers[RemainingTokens] = snapshot.RemainingTokens.ToString(CultureInfo.InvariantCulture);
-            headers[ResetTokens] = Duration(snapshot.ResetTokens);
+            headers[ResetTokens] = Reset(ref s_resetTokens, snapshot.ResetTokens);
         }
+    }
+
+    private static string Number(ref CachedText cache, long value)
+    {
+        var cached = Volatile.Read(ref cache);
+        if (cached.Value == value)
+        {
+            return cached.Text;
+        }
+
+        var text = value.ToString(CultureInfo.InvariantCulture);
+        Volatile.Write(ref cache, new CachedText(value, text));
+        return text;
+    }
+
+    private static string Reset(ref CachedText cache, TimeSpan duration)
+    {
+        var cached = Volatile.Read(ref cache);
+        if (cached.Value == duration.Ticks)
+        {
+            return cached.Text;
+        }
+
+        var text = Duration(duration);
+        Volatile.Write(ref cache, new CachedText(duration.Ticks, text));
+        return text;
     }
 
     /// <summary>A duration as OpenAI writes it: <c>20ms</c>, <c>1s</c>, <c>1.5s</c>, <c>6m0s</c>.</summary>
@@ -85,4 +118,6 @@ internal static class QuotaHeaders
         text[length++] = 's';
         return new string(text[..length]);
     }
+
+    private sealed record CachedText(long Value, string Text);
 }

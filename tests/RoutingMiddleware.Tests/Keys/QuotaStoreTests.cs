@@ -140,4 +140,33 @@ public sealed class QuotaStoreTests
             Assert.Equal(Formula(TimeSpan.FromTicks(ticks)), QuotaHeaders.Duration(TimeSpan.FromTicks(ticks))); // not whole milliseconds: the formula itself
         }
     }
+
+    [Fact]
+    public void Headers_OfScopesWithDifferentLimits_InTurn_EachSayTheirOwnLimitsAndResets()
+    {
+        // The header texts of limits and resets are reused while they repeat: alternating snapshots must not mix.
+        var first = new RateLimitSnapshot(60, 59, TimeSpan.FromMilliseconds(60_000), 10_000, 9_700, TimeSpan.FromMilliseconds(1_500));
+        var second = new RateLimitSnapshot(1_000, 998, TimeSpan.FromMilliseconds(250), 5_000, 4_000, TimeSpan.FromMilliseconds(59_999));
+        for (var i = 0; i < 3; i++)
+        {
+            foreach (var (snapshot, expected) in new[]
+            {
+                (first, new[] { "60", "59", "1m0s", "10000", "9700", "1.5s" }),
+                (second, new[] { "1000", "998", "250ms", "5000", "4000", "59.999s" }),
+            })
+            {
+                var headers = new Microsoft.AspNetCore.Http.HeaderDictionary();
+                QuotaHeaders.Write(headers, snapshot);
+                Assert.Equal(expected, new[]
+                {
+                    headers[QuotaHeaders.LimitRequests].ToString(), headers[QuotaHeaders.RemainingRequests].ToString(), headers[QuotaHeaders.ResetRequests].ToString(),
+                    headers[QuotaHeaders.LimitTokens].ToString(), headers[QuotaHeaders.RemainingTokens].ToString(), headers[QuotaHeaders.ResetTokens].ToString(),
+                });
+            }
+        }
+
+        var requestsOnly = new Microsoft.AspNetCore.Http.HeaderDictionary();
+        QuotaHeaders.Write(requestsOnly, new RateLimitSnapshot(60, 0, TimeSpan.FromSeconds(1), null, 0, TimeSpan.Zero));
+        Assert.Equal(3, requestsOnly.Count);
+    }
 }
