@@ -222,12 +222,10 @@ internal sealed partial class ModelRoutingMiddleware(
 
         // Limits of the key and of the endpoint (SPEC §14): the estimate plus the output budget is reserved now
         // and corrected to the backend's usage when the response has ended.
-        QuotaLease? lease = null;
-        var endpointScope = state.EndpointScopes.Count > 0 && state.EndpointScopes.TryGetValue(decision.Endpoint.Id.Value, out var scope) ? scope : null;
+        var endpointScope = EndpointScope(state, decision.Endpoint);
         if (key?.Scope is not null || endpointScope is not null)
         {
-            var output = exchange.Operation == GenAIOperation.Embeddings ? 0 : decision.OutputTokens > 0 ? decision.OutputTokens : state.DefaultOutputTokens;
-            exchange.ReservedTokens = decision.PromptTokens + output;
+            Reserve(state, decision, exchange);
             var admission = await quotas.AdmitAsync(new QuotaRequest(key?.Scope, endpointScope, exchange.ReservedTokens), context.RequestAborted);
             exchange.RateLimits = admission.Snapshot;
             if (!admission.Admitted)
@@ -238,7 +236,7 @@ internal sealed partial class ModelRoutingMiddleware(
                 return;
             }
 
-            lease = admission.Lease;
+            exchange.Lease = admission.Lease;
         }
 
         try
@@ -248,13 +246,28 @@ internal sealed partial class ModelRoutingMiddleware(
         finally
         {
             var (prompt, completion, fromUsage) = Used(exchange, context);
-            if (lease is not null)
+            if (exchange.Lease is { } lease)
             {
                 await quotas.CompleteAsync(lease, prompt + completion);
             }
 
+            if (exchange.FallbackLease is { } fallbackLease)
+            {
+                await quotas.CompleteAsync(fallbackLease, prompt + completion);
+            }
+
             usage.Record(exchange.KeyId, exchange.Endpoint!.Id.Value, prompt, completion, fromUsage);
         }
+    }
+
+    private static QuotaScope? EndpointScope(RoutingState state, ModelEndpoint endpoint) =>
+        state.EndpointScopes.Count > 0 && state.EndpointScopes.TryGetValue(endpoint.Id.Value, out var scope) ? scope : null;
+
+    // What a request reserves of tokens-per-minute limits: its prompt estimate and its output budget.
+    private static long Reserve(RoutingState state, Decision decision, GatewayRequest exchange)
+    {
+        var output = exchange.Operation == GenAIOperation.Embeddings ? 0 : decision.OutputTokens > 0 ? decision.OutputTokens : state.DefaultOutputTokens;
+        return exchange.ReservedTokens = decision.PromptTokens + output;
     }
 
     /// <summary>
@@ -314,6 +327,7 @@ internal sealed partial class ModelRoutingMiddleware(
         }
 
         List<DestinationState>? tried = null;
+        QuotaDecision? refusedFallback = null;
         var attempts = 0;
         var shortestCooldown = TimeSpan.MaxValue;
         ForwarderError lastError = ForwarderError.None;
@@ -327,11 +341,51 @@ internal sealed partial class ModelRoutingMiddleware(
             var candidates = placed ? Candidates(feature.AvailableDestinations, feature.Cluster.Config.ClusterId, tried, ref shortestCooldown) : [];
             if (candidates.Count == 0)
             {
-                if (attempts < state.MaxAttempts && NextFallback(context, state, body, decision, asked, exchange.Grant, ref nextFallback) is { } next)
+                // The request leaves this endpoint: what it holds of the endpoint's limits goes back now (SPEC §14).
+                await ReleaseEndpointAsync(exchange);
+                var switched = false;
+                while (attempts < state.MaxAttempts && NextFallback(state, decision, asked, exchange.Grant, ref nextFallback) is (var candidate, var fallbackCluster))
                 {
-                    (endpoint, splice) = next;
+                    // A fallback with limits of its own admits the request against them; one over its limit is skipped.
+                    if (EndpointScope(state, candidate) is { } fallbackScope)
+                    {
+                        var admission = await quotas.AdmitAsync(new QuotaRequest(null, fallbackScope, exchange.ReservedTokens > 0 ? exchange.ReservedTokens : Reserve(state, decision, exchange)), context.RequestAborted);
+                        if (!admission.Admitted)
+                        {
+                            Log.RateLimited(logger, exchange.KeyId ?? "-", candidate.Id.Value, admission.RefusedBy!);
+                            refusedFallback = admission;
+                            continue;
+                        }
+
+                        exchange.FallbackLease = admission.Lease;
+                    }
+
+                    if (!TryReassign(context, fallbackCluster))
+                    {
+                        await ReleaseEndpointAsync(exchange);
+                        continue;
+                    }
+
+                    (endpoint, splice) = (candidate, Splice(body.Span, decision.Site, candidate));
                     fallback = "failover";
+                    refusedFallback = null; // if this one fails too, its failure is the answer
+                    switched = true;
+                    break;
+                }
+
+                if (switched)
+                {
                     continue;
+                }
+
+                if (refusedFallback is { } refused)
+                {
+                    // The endpoint failed and every fallback that could serve is over its limits: the fallback's 429.
+                    context.Response.Clear();
+                    context.Features.Set<IForwarderErrorFeature>(null);
+                    QuotaHeaders.Write(context.Response.Headers, refused.Snapshot);
+                    await OpenAIError.RateLimited(refused.RefusedBy!, refused.Reason!, refused.RetryAfter).WriteAsync(context);
+                    return;
                 }
 
                 if (!placed && attempts == 0)
@@ -452,24 +506,36 @@ internal sealed partial class ModelRoutingMiddleware(
     private static bool IsRetryable(ForwarderError error) =>
         error is ForwarderError.Request or ForwarderError.RequestTimedOut or ForwarderError.RequestBodyDestination or ForwarderError.NoAvailableDestinations;
 
-    // The next of the asked endpoint's fallbacks that is Ready, fits the request and whose cluster YARP has:
-    // the request is reassigned to it and its splice returned.
-    private (ModelEndpoint Endpoint, (int CutStart, int CutEnd, byte[] Insert) Splice)? NextFallback(
-        HttpContext context, RoutingState state, PooledBody body, Decision decision, ModelEndpoint asked, ModelGrant? grant, ref int next)
+    // The next of the asked endpoint's fallbacks that is Ready, fits the request and whose cluster YARP has.
+    private (ModelEndpoint Endpoint, ClusterState Cluster)? NextFallback(RoutingState state, Decision decision, ModelEndpoint asked, ModelGrant? grant, ref int next)
     {
         while (next < asked.Fallbacks.Count)
         {
             var id = asked.Fallbacks[next++];
             if (IsViableFallback(state, id, decision.Required, grant, out var candidate)
                 && (candidate.Adapters is null || !decision.Site.Multipart)
-                && proxyState.TryGetCluster(candidate.Cluster, out var cluster)
-                && TryReassign(context, cluster))
+                && proxyState.TryGetCluster(candidate.Cluster, out var cluster))
             {
-                return (candidate, Splice(body.Span, decision.Site, candidate));
+                return (candidate, cluster);
             }
         }
 
         return null;
+    }
+
+    // Gives back what the request holds of the limits of the endpoint it is leaving: the asked endpoint's part of
+    // its lease (the key's part stays), or the whole lease of a fallback it had failed over to.
+    private async ValueTask ReleaseEndpointAsync(GatewayRequest exchange)
+    {
+        if (exchange.FallbackLease is { } fallbackLease)
+        {
+            exchange.FallbackLease = null;
+            await quotas.CompleteAsync(fallbackLease, 0);
+        }
+        else if (exchange.Lease is { } lease)
+        {
+            await quotas.ReleaseEndpointAsync(lease);
+        }
     }
 
     private static bool HasFallback(RoutingState state, ModelEndpoint asked, int next, long required, ModelGrant? grant)

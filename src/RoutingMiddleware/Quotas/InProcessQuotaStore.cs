@@ -62,7 +62,26 @@ internal sealed class InProcessQuotaStore : IQuotaStore
         {
             var now = Now;
             Give(key, request.Key, lease, usedTokens, now);
-            Give(endpoint, request.Endpoint, lease, usedTokens, now);
+            if (lease.EndpointReleased == 0)
+            {
+                Give(endpoint, request.Endpoint, lease, usedTokens, now);
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask ReleaseEndpointAsync(QuotaLease lease)
+    {
+        if (lease.Request.Endpoint is not { } scope || Volatile.Read(ref lease.Completed) != 0 || Interlocked.Exchange(ref lease.EndpointReleased, 1) != 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        var endpoint = Counters(scope);
+        lock (_lock)
+        {
+            Give(endpoint, scope, lease, 0, Now);
         }
 
         return ValueTask.CompletedTask;

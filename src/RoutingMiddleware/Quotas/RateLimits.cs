@@ -82,6 +82,9 @@ public sealed class QuotaLease
     internal long EndpointReservedAt { get; init; }
 
     internal int Completed;
+
+    // Set once the endpoint scope has been released (IQuotaStore.ReleaseEndpointAsync): the completion leaves it alone.
+    internal int EndpointReleased;
 }
 
 /// <summary>
@@ -98,4 +101,11 @@ public interface IQuotaStore
 
     /// <summary>Ends an admitted request: frees its slot and corrects its reserved tokens to <paramref name="usedTokens"/>.</summary>
     ValueTask CompleteAsync(QuotaLease lease, long usedTokens);
+
+    /// <summary>
+    /// Lets go of an admitted request's endpoint scope before it ends, as of a request that failed there: frees its
+    /// concurrency slot and gives back all its reserved tokens (the request failed over to another endpoint, SPEC §13).
+    /// The key scope stays held until <see cref="CompleteAsync"/>, which then corrects the key alone.
+    /// </summary>
+    ValueTask ReleaseEndpointAsync(QuotaLease lease);
 }

@@ -285,7 +285,33 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
         lock (_lock)
         {
             var now = Now;
-            freed = Give(request.Key, lease.ReservedAt, delta, now) | Give(request.Endpoint, lease.EndpointReservedAt, delta, now);
+            freed = Give(request.Key, lease.ReservedAt, delta, now);
+            if (lease.EndpointReleased == 0)
+            {
+                freed |= Give(request.Endpoint, lease.EndpointReservedAt, delta, now);
+            }
+        }
+
+        Flush(urgent: freed);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask ReleaseEndpointAsync(QuotaLease lease)
+    {
+        if (!lease.Shared)
+        {
+            return _fallback.ReleaseEndpointAsync(lease);
+        }
+
+        if (lease.Request.Endpoint is null || Volatile.Read(ref lease.Completed) != 0 || Interlocked.Exchange(ref lease.EndpointReleased, 1) != 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        bool freed;
+        lock (_lock)
+        {
+            freed = Give(lease.Request.Endpoint, lease.EndpointReservedAt, -lease.Request.Tokens, Now);
         }
 
         Flush(urgent: freed);

@@ -68,6 +68,12 @@ public sealed class GatewayRequest
     /// <summary>Gets or sets what is left of the request's rate limits after its admission, when limits applied.</summary>
     public RateLimitSnapshot? RateLimits { get; set; }
 
+    /// <summary>Gets or sets the request's hold on its key's and its endpoint's limits, when limits applied.</summary>
+    internal QuotaLease? Lease { get; set; }
+
+    /// <summary>Gets or sets the hold on the limits of the fallback endpoint it failed over to, when that has limits.</summary>
+    internal QuotaLease? FallbackLease { get; set; }
+
     /// <summary>Gets or sets how many attempts the request took.</summary>
     public int Attempts { get; set; }
 

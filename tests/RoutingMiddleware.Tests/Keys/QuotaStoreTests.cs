@@ -104,6 +104,33 @@ public sealed class QuotaStoreTests
         await store.CompleteAsync(b.Lease!, 0);
     }
 
+    [Fact]
+    public async Task ReleaseEndpoint_FreesTheEndpointsSlotAndTokens_AtOnce_TheKeyStaysHeldUntilCompletion()
+    {
+        var store = new InProcessQuotaStore(new ManualTimeProvider());
+        var key = Scope("key:k", tpm: 1000, concurrent: 3);
+        var endpoint = Scope("endpoint:dead", tpm: 500, concurrent: 1);
+
+        var first = await store.AdmitAsync(new QuotaRequest(key, endpoint, 400), default);
+        Assert.True(first.Admitted);
+        await store.ReleaseEndpointAsync(first.Lease!); // failed over to another endpoint
+        await store.ReleaseEndpointAsync(first.Lease!); // once only
+
+        var second = await store.AdmitAsync(new QuotaRequest(key, endpoint, 500), default);
+        Assert.True(second.Admitted, second.Reason);
+        Assert.Equal(0, second.Snapshot.RemainingTokens); // the endpoint's 500 of 500, the tightest
+        var over = await store.AdmitAsync(new QuotaRequest(key, null, 101), default);
+        Assert.Equal("tokens", over.RefusedBy); // the key still holds the first request's 400: 400 + 500 + 101 > 1000
+
+        await store.CompleteAsync(first.Lease!, 300); // corrects the key alone
+        var third = await store.AdmitAsync(new QuotaRequest(null, endpoint, 0), default);
+        Assert.False(third.Admitted); // the one slot is the second request's: not freed twice
+        Assert.Equal(0, third.Snapshot.RemainingTokens); // 500 of 500: nothing of the first request counted there
+        var fourth = await store.AdmitAsync(new QuotaRequest(key, null, 200), default);
+        Assert.True(fourth.Admitted, fourth.Reason);
+        Assert.Equal(0, fourth.Snapshot.RemainingTokens); // 300 + 500 + 200 of 1000
+    }
+
     [Theory]
     [InlineData(20, "20ms")]
     [InlineData(1000, "1s")]

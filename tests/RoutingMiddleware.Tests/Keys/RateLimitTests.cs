@@ -216,6 +216,63 @@ public sealed class RateLimitTests
     }
 
     [Fact]
+    public async Task Failover_ToAFallbackWithLimits_IsAdmittedAgainstThem_AndLetsGoOfTheFailedEndpointAtOnce()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var responder = OpenAIChatResponder("hi");
+        await using var live = await TestBackend.StartAsync("live", async (context, recorded) =>
+        {
+            if (recorded.BodyText.Contains("hold", StringComparison.Ordinal))
+            {
+                entered.TrySetResult();
+                await release.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            }
+
+            await responder(context, recorded);
+        });
+        var primary = TestGateway.Endpoint("m", "dead", isDefault: true);
+        primary["Limits"] = Limits(concurrent: 1);
+        primary["Fallbacks"] = new JsonArray("f");
+        var fallback = TestGateway.Endpoint("f", "live", upstream: "up-f");
+        fallback["Limits"] = Limits(rpm: 3);
+        await using var gateway = await TestGateway.StartAsync(TestGateway.Config(
+            new Dictionary<string, string[]> { ["dead"] = [DeadLoopbackUrl()], ["live"] = [live.Url] },
+            [primary, fallback],
+            new JsonObject { ["Failover"] = new JsonObject { ["Cooldown"] = "00:00:30" } }));
+
+        // The first request fails on m and is served by f, where it stays: m's one concurrent slot is not its any more.
+        var held = ChatAsync(gateway, null, """{"model":"m","messages":[{"role":"user","content":"hold"}]}""");
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        using (var second = await ChatAsync(gateway, null))
+        {
+            Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+            Assert.Equal("f", second.Headers.GetValues("x-gateway-endpoint").Single());
+        }
+
+        release.SetResult();
+        using (var first = await held)
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            Assert.Equal("failover", first.Headers.GetValues("x-gateway-fallback").Single());
+        }
+
+        // f's own limit, 3 requests per minute, holds over what fails over to it.
+        using (var third = await ChatAsync(gateway, null))
+        {
+            Assert.Equal(HttpStatusCode.OK, third.StatusCode);
+        }
+
+        using var fourth = await ChatAsync(gateway, null);
+        var error = await E2EHelpers.AssertErrorAsync(fourth, HttpStatusCode.TooManyRequests, "requests", "rate_limit_exceeded");
+        Assert.Contains("endpoint:f", error.Message, StringComparison.Ordinal);
+        Assert.True(fourth.Headers.Contains("Retry-After"));
+        Assert.Equal("3", fourth.Headers.GetValues("x-ratelimit-limit-requests").Single());
+        Assert.Equal(3, live.Requests.Count);
+        Assert.All(live.Requests, r => Assert.Equal("up-f", r.Model));
+    }
+
+    [Fact]
     public async Task Usage_PerKeyAndEndpoint_FromTheBackendsUsage_StreamingIncluded_AndAbortedStreamsGiveBack()
     {
         var hang = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

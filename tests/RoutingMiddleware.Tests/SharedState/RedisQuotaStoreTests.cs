@@ -75,6 +75,38 @@ public sealed class RedisQuotaStoreTests
     }
 
     [RedisFact]
+    public async Task ReleaseEndpoint_FreesTheEndpointsSlotAndTokens_AtOnce_TheKeyStaysHeldUntilCompletion()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = Connect(redis.Configuration);
+        var store = Store(connection);
+        var key = Scope("key:k", tpm: 1000, concurrent: 3);
+        var endpoint = Scope("endpoint:dead", tpm: 500, concurrent: 1);
+
+        var first = await store.AdmitAsync(new QuotaRequest(key, endpoint, 400), CancellationToken.None);
+        Assert.True(first.Admitted);
+        await store.ReleaseEndpointAsync(first.Lease!); // failed over to another endpoint
+        await store.ReleaseEndpointAsync(first.Lease!); // once only
+        await store.FlushedAsync();
+
+        var second = await store.AdmitAsync(new QuotaRequest(key, endpoint, 500), CancellationToken.None);
+        Assert.True(second.Admitted, second.Reason); // the endpoint's slot and its 400 tokens are back
+        Assert.Equal(0, second.Snapshot.RemainingTokens); // the endpoint's 500 of 500, the tightest
+        var over = await store.AdmitAsync(new QuotaRequest(key, null, 101), CancellationToken.None);
+        Assert.Equal("tokens", over.RefusedBy); // the key still holds the first request's 400: 400 + 500 + 101 > 1000
+
+        await store.CompleteAsync(first.Lease!, usedTokens: 300); // corrects the key alone: 300 + 500
+        await store.FlushedAsync();
+        var third = await store.AdmitAsync(new QuotaRequest(null, endpoint, 0), CancellationToken.None);
+        Assert.False(third.Admitted); // the second request holds the endpoint's one slot: the release did not free it twice
+        Assert.Contains("concurrent", third.Reason, StringComparison.Ordinal);
+        Assert.Equal(0, third.Snapshot.RemainingTokens); // 500 of 500: nothing of the first request is counted there
+        var fourth = await store.AdmitAsync(new QuotaRequest(key, null, 200), CancellationToken.None);
+        Assert.True(fourth.Admitted, fourth.Reason);
+        Assert.Equal(0, fourth.Snapshot.RemainingTokens); // 300 + 500 + 200 of 1000
+    }
+
+    [RedisFact]
     public async Task RedisDown_FallsBackInProcess_AtLimitDividedByReplicas_ThenUsesRedisAgain()
     {
         await using var redis = await RedisServer.StartAsync();
