@@ -15,11 +15,13 @@ namespace ModelRouting.Backends;
 /// target cluster's backend key (<c>ModelRouting:Backends:&lt;cluster&gt;:ApiKey</c>) is sent as
 /// <c>Authorization: Bearer …</c>. The cluster is read from the proxy feature, which follows
 /// <c>ReassignProxyRequest</c>; the route's cluster would not;</item>
-/// <item><c>x-gateway-*</c> response headers are the gateway's alone: YARP appends a backend's copies to the values
-/// the gateway set before forwarding, so the gateway's values are captured when the request is sent and every
-/// <c>x-gateway-*</c> header the backend sent is dropped (from the trailers too).</item>
+/// <item><c>x-gateway-*</c> response headers are the gateway's alone, and so are <c>x-ratelimit-*</c> when the gateway
+/// wrote them (the request had limits, SPEC §14): YARP appends a backend's values to those the gateway set before
+/// forwarding, so of each such header the backend sent, the values the backend added are dropped (all of an
+/// <c>x-gateway-*</c> header, from the trailers too). A backend's <c>x-ratelimit-*</c> headers on a request the gateway
+/// did not limit pass through.</item>
 /// </list>
-/// The gateway's <c>x-gateway-*</c> headers must therefore be set before the request is forwarded.
+/// The gateway's own headers must therefore be set before the request is forwarded.
 /// </summary>
 internal sealed class BackendHeaderTransforms(BackendCredentials credentials) : ITransformProvider
 {
@@ -28,6 +30,9 @@ internal sealed class BackendHeaderTransforms(BackendCredentials credentials) : 
 
     /// <summary>The client credential header Azure OpenAI clients send.</summary>
     public const string ApiKeyHeader = "api-key";
+
+    // OpenAI's rate-limit headers (SPEC §14): the gateway's alone when it wrote them.
+    private const string RateLimitHeaderPrefix = "x-ratelimit-";
 
     public void ValidateRoute(TransformRouteValidationContext context)
     {
@@ -55,7 +60,6 @@ internal sealed class BackendHeaderTransforms(BackendCredentials credentials) : 
             headers.TryAddWithoutValidation(HeaderNames.Authorization, authorization);
         }
 
-        GatewayHeaders.Capture(context.HttpContext);
         return default;
     }
 
@@ -63,15 +67,38 @@ internal sealed class BackendHeaderTransforms(BackendCredentials credentials) : 
     {
         var proxyResponse = context.ProxyResponse;
         var response = context.HttpContext.Response;
-        if (proxyResponse is null || !context.HeadersCopied || response.HasStarted
-            || (!HasGatewayHeader(proxyResponse.Headers.NonValidated) && !HasGatewayHeader(proxyResponse.Content.Headers.NonValidated)))
+        if (proxyResponse is not null && context.HeadersCopied && !response.HasStarted)
         {
-            return default;
+            KeepGatewaysOwn(proxyResponse.Headers.NonValidated, response.Headers);
+            KeepGatewaysOwn(proxyResponse.Content.Headers.NonValidated, response.Headers);
         }
 
-        RemoveGatewayHeaders(response.Headers);
-        context.HttpContext.Features.Get<GatewayHeaders>()?.Restore(response.Headers);
         return default;
+    }
+
+    // Of each gateway header the backend sent too, the values YARP appended after the gateway's are dropped.
+    private static void KeepGatewaysOwn(System.Net.Http.Headers.HttpHeadersNonValidated backend, IHeaderDictionary response)
+    {
+        foreach (var header in backend)
+        {
+            var name = header.Key;
+            var gateway = IsGatewayHeader(name);
+            if (!gateway && !name.StartsWith(RateLimitHeaderPrefix, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            var values = response[name];
+            var own = values.Count - header.Value.Count;
+            if (own > 0)
+            {
+                response[name] = own == 1 ? values[0] : new StringValues(values.ToArray()[..own]);
+            }
+            else if (gateway)
+            {
+                response.Remove(name);
+            }
+        }
     }
 
     private static ValueTask TransformTrailers(ResponseTrailersTransformContext context)
@@ -117,33 +144,4 @@ internal sealed class BackendHeaderTransforms(BackendCredentials credentials) : 
     }
 
     private static bool IsGatewayHeader(string name) => name.StartsWith(GatewayHeaderPrefix, StringComparison.OrdinalIgnoreCase);
-
-    /// <summary>The gateway's own <c>x-gateway-*</c> response headers, as set when the request was forwarded.</summary>
-    private sealed class GatewayHeaders
-    {
-        private readonly List<KeyValuePair<string, StringValues>> _headers = [];
-
-        public static void Capture(HttpContext context)
-        {
-            GatewayHeaders? captured = null;
-            foreach (var header in context.Response.Headers)
-            {
-                if (IsGatewayHeader(header.Key))
-                {
-                    (captured ??= new())._headers.Add(header);
-                }
-            }
-
-            // Set (or cleared) per attempt: a retried request captures what the gateway set for that attempt.
-            context.Features.Set(captured);
-        }
-
-        public void Restore(IHeaderDictionary headers)
-        {
-            foreach (var (name, value) in _headers)
-            {
-                headers[name] = value;
-            }
-        }
-    }
 }

@@ -124,4 +124,42 @@ public sealed class GatewayHeaderTests
             secondMayGo.TrySetResult();
         }
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task BackendSendsRateLimitHeaders_TheGatewaysAloneWhenItLimits_TheBackendsOtherwise(bool limited)
+    {
+        await using var backend = await TestBackend.StartAsync("pool", (context, _) =>
+        {
+            context.Response.Headers["X-RateLimit-Limit-Requests"] = "50";
+            context.Response.Headers["x-ratelimit-remaining-requests"] = new Microsoft.Extensions.Primitives.StringValues(["49", "48"]);
+            context.Response.Headers["x-ratelimit-limit-tokens"] = "7000";
+            return context.Response.WriteAsJsonAsync(new { ok = true });
+        });
+        var endpoint = TestGateway.Endpoint("m", "pool", isDefault: true);
+        if (limited)
+        {
+            endpoint["Limits"] = new JsonObject { ["RequestsPerMinute"] = 3 }; // requests only: the gateway writes no token headers
+        }
+
+        await using var gateway = await TestGateway.StartAsync(TestGateway.Config(new Dictionary<string, string[]> { ["pool"] = [backend.Url] }, [endpoint]));
+
+        using var response = await gateway.PostRawAsync("/v1/chat/completions", E2EHelpers.Chat("m"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        if (limited)
+        {
+            Assert.Equal(["3"], Values(response, "x-ratelimit-limit-requests"));
+            Assert.Equal(["2"], Values(response, "x-ratelimit-remaining-requests"));
+            Assert.Single(Values(response, "x-ratelimit-reset-requests"));
+        }
+        else
+        {
+            Assert.Equal(["50"], Values(response, "x-ratelimit-limit-requests"));
+            Assert.Equal(["49", "48"], Values(response, "x-ratelimit-remaining-requests"));
+        }
+
+        Assert.Equal(["7000"], Values(response, "x-ratelimit-limit-tokens")); // a kind the gateway did not limit: the backend's
+    }
 }
