@@ -81,6 +81,7 @@ public static class ModelRoutingServiceCollectionExtensions
             ? ActivatorUtilities.CreateInstance<RedisQuotaStore>(sp)
             : new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<UsageLedger>();
+        services.TryAddSingleton<SharedUsage>();
         services.TryAddSingleton<ITokenCounter>(HeuristicTokenCounter.Instance);
         services.TryAddSingleton<BackendPromptCounter>();
         services.TryAddSingleton(sp => new PromptTokenEstimator(
@@ -101,6 +102,7 @@ public static class ModelRoutingServiceCollectionExtensions
         services.AddHostedService<ModelRoutingStartup>();
         services.AddHostedService<SharedOverlaySync>();
         services.AddHostedService<SharedCooldowns>();
+        services.AddHostedService(sp => sp.GetRequiredService<SharedUsage>());
         services.AddHostedService<ClusterHealthMonitor>();
         services.AddHostedService<ModelDiscoveryService>();
         builder.AddModelRoutingBackends();

@@ -8,6 +8,7 @@ using ModelRouting.Configuration;
 using ModelRouting.Errors;
 using ModelRouting.Keys;
 using ModelRouting.Quotas;
+using ModelRouting.SharedState;
 
 namespace ModelRouting.Admin;
 
@@ -16,7 +17,7 @@ namespace ModelRouting.Admin;
 /// kept), list and read (never a secret), change models, limits, enabled and expiry, delete; usage per key
 /// and per endpoint. Keys defined in configuration are listed but changed there.
 /// </summary>
-internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage, ILogger<KeyHandlers> logger)
+internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage, SharedUsage sharedUsage, ILogger<KeyHandlers> logger)
 {
     /// <summary>GET /admin/keys.</summary>
     public Task ListAsync(HttpContext context) =>
@@ -152,10 +153,28 @@ internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage,
         await AdminResponse.WriteAsync(context, StatusCodes.Status200OK, new Deleted(id, "key", true));
     }
 
-    /// <summary>GET /admin/usage: requests and tokens per key and per endpoint since the gateway started.</summary>
-    public Task UsageAsync(HttpContext context) => AdminResponse.WriteAsync(context, StatusCodes.Status200OK, new UsageReport(
-        usage.Keys.ToDictionary(p => p.Key, p => UsageEntry.Of(p.Value)),
-        usage.Endpoints.ToDictionary(p => p.Key, p => UsageEntry.Of(p.Value))));
+    /// <summary>
+    /// GET /admin/usage: requests and tokens per key and per endpoint. With Redis, every replica's added up (all they
+    /// ever served, <c>"scope": "replicas"</c>); without it, or while Redis cannot be asked, this process's since it
+    /// started (<c>"scope": "process"</c>).
+    /// </summary>
+    public async Task UsageAsync(HttpContext context)
+    {
+        if (sharedUsage.Enabled && await sharedUsage.ReadAsync() is var (keys, endpoints))
+        {
+            await AdminResponse.WriteAsync(context, StatusCodes.Status200OK, new UsageReport(
+                "replicas", Sorted(keys), Sorted(endpoints)));
+            return;
+        }
+
+        await AdminResponse.WriteAsync(context, StatusCodes.Status200OK, new UsageReport(
+            "process",
+            usage.Keys.ToDictionary(p => p.Key, p => UsageEntry.Of(UsageCounts.Of(p.Value))),
+            usage.Endpoints.ToDictionary(p => p.Key, p => UsageEntry.Of(UsageCounts.Of(p.Value)))));
+    }
+
+    private static Dictionary<string, UsageEntry> Sorted(Dictionary<string, UsageCounts> counts) =>
+        counts.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => UsageEntry.Of(p.Value));
 
     private static OpenAIError Failure(AdminChange change, string id) =>
         change.Status == StatusCodes.Status404NotFound ? NotFound(id) : OpenAIError.InvalidRequest(change.Error!, change.Field) with { StatusCode = change.Status };
@@ -234,6 +253,7 @@ internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage,
         [property: JsonPropertyName("key"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Key);
 
     private sealed record UsageReport(
+        [property: JsonPropertyName("scope")] string Scope,
         [property: JsonPropertyName("keys")] Dictionary<string, UsageEntry> Keys,
         [property: JsonPropertyName("endpoints")] Dictionary<string, UsageEntry> Endpoints);
 
@@ -243,6 +263,6 @@ internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage,
         [property: JsonPropertyName("completion_tokens")] long CompletionTokens,
         [property: JsonPropertyName("requests_without_usage")] long RequestsWithoutUsage)
     {
-        public static UsageEntry Of(UsageTotals totals) => new(totals.Requests, totals.PromptTokens, totals.CompletionTokens, totals.RequestsWithoutUsage);
+        public static UsageEntry Of(UsageCounts counts) => new(counts.Requests, counts.PromptTokens, counts.CompletionTokens, counts.RequestsWithoutUsage);
     }
 }

@@ -189,6 +189,53 @@ public sealed class ReplicaTests
     }
 
     [RedisFact]
+    public async Task Usage_IsEveryReplicasAddedUp_OnEither_KeptAfterAReplicaStops_ThisProcessesWhileRedisIsDown()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        await using var one = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+        var two = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+        try
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, await ChatAsync(i < 3 ? one : two, OpsSecret, "a"));
+            }
+
+            // Each replica writes its totals every second, and the one asked writes its own first.
+            JsonNode? usage = null;
+            await UntilAsync(async () =>
+            {
+                usage = (await two.AdminAsync(HttpMethod.Get, "/admin/usage")).Body;
+                return usage?["keys"]?["ops"]?["requests"]?.GetValue<long>() == 5;
+            }, "five requests in the usage read on two");
+            Assert.Equal("replicas", usage!["scope"]!.GetValue<string>());
+            Assert.Equal(5, usage["endpoints"]!["a"]!["requests"]!.GetValue<long>());
+            var prompt = usage["keys"]!["ops"]!["prompt_tokens"]!.GetValue<long>();
+            Assert.True(prompt > 0, usage.ToJsonString());
+            var onOne = (await one.AdminAsync(HttpMethod.Get, "/admin/usage")).Body!;
+            Assert.Equal(usage["keys"]!.ToJsonString(), onOne["keys"]!.ToJsonString());
+        }
+        finally
+        {
+            await two.DisposeAsync();
+        }
+
+        // What two served stays counted after it stopped; a new replica's totals add to it, not over it.
+        await using var three = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync(three, OpsSecret, "a"));
+        await UntilAsync(async () => (await three.AdminAsync(HttpMethod.Get, "/admin/usage")).Body?["keys"]?["ops"]?["requests"]?.GetValue<long>() == 6,
+            "six requests once a third replica served one");
+
+        // Redis down: this process's own totals, said to be so.
+        await redis.KillAsync();
+        var (status, local, _) = await one.AdminAsync(HttpMethod.Get, "/admin/usage");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("process", local!["scope"]!.GetValue<string>());
+        Assert.Equal(3, local["keys"]!["ops"]!["requests"]!.GetValue<long>());
+    }
+
+    [RedisFact]
     public async Task CorruptOverlayInRedis_IsRefused_LastGoodKept_AndAnAdminWriteReplacesIt()
     {
         await using var redis = await RedisServer.StartAsync();

@@ -1,0 +1,177 @@
+using Microsoft.Extensions.Hosting;
+using ModelRouting.Quotas;
+using StackExchange.Redis;
+
+namespace ModelRouting.SharedState;
+
+/// <summary>
+/// Usage per key and per endpoint over every replica (SPEC §14, §16): each replica writes its own totals (since it
+/// started) to Redis every second, and <c>GET /admin/usage</c> adds up every replica's. A replica's totals are
+/// written whole (<c>HSET</c> of absolute values, in fields named after the replica), never added as increments:
+/// a write that timed out and is written again cannot count anything twice. A replica that stops writes its last
+/// totals; they stay in Redis, so the sums keep what every replica ever served (one that dies loses at most its last
+/// second). The request path never waits on Redis: it counts in the process's <see cref="UsageLedger"/>.
+/// </summary>
+internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection) : BackgroundService
+{
+    /// <summary>How often a replica writes its totals.</summary>
+    internal static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+
+    private static readonly string[] s_fields = ["requests", "prompt_tokens", "completion_tokens", "requests_without_usage"];
+
+    private readonly string _replica = Guid.NewGuid().ToString("N")[..16];
+    private readonly string _prefix = connection.Options.KeyPrefix + "usage:";
+    private readonly Dictionary<string, UsageCounts> _written = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _writing = new(1, 1);
+
+    /// <summary>Gets whether usage is shared (Redis is configured).</summary>
+    public bool Enabled => connection.Enabled;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!connection.Enabled)
+        {
+            return;
+        }
+
+        using var timer = new PeriodicTimer(Interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                await WriteAsync();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        if (connection.Enabled)
+        {
+            await WriteAsync(); // the last totals of this replica
+        }
+    }
+
+    public override void Dispose()
+    {
+        _writing.Dispose();
+        base.Dispose();
+    }
+
+    /// <summary>Writes this replica's totals that changed since the last write; false when Redis could not be asked.</summary>
+    public async Task<bool> WriteAsync()
+    {
+        if (connection.TryDatabase() is not { } database)
+        {
+            return false;
+        }
+
+        await _writing.WaitAsync();
+        try
+        {
+            var changed = new List<(string Kind, string Id, UsageCounts Counts)>();
+            Collect(changed, "key", ledger.Keys);
+            Collect(changed, "endpoint", ledger.Endpoints);
+            if (changed.Count == 0)
+            {
+                return true;
+            }
+
+            var batch = database.CreateBatch();
+            var writes = new List<Task>(changed.Count * 2);
+            foreach (var (kind, id, counts) in changed)
+            {
+                writes.Add(batch.HashSetAsync(_prefix + kind + ":" + id,
+                [
+                    new(_replica + ":" + s_fields[0], counts.Requests),
+                    new(_replica + ":" + s_fields[1], counts.PromptTokens),
+                    new(_replica + ":" + s_fields[2], counts.CompletionTokens),
+                    new(_replica + ":" + s_fields[3], counts.RequestsWithoutUsage),
+                ]));
+                writes.Add(batch.SetAddAsync(_prefix + kind + "s", id));
+            }
+
+            batch.Execute();
+            await Task.WhenAll(writes);
+            foreach (var (kind, id, counts) in changed)
+            {
+                _written[kind + ":" + id] = counts;
+            }
+
+            connection.Succeeded();
+            return true;
+        }
+        catch (Exception e) when (RedisConnection.IsUnavailable(e))
+        {
+            connection.Failed(e.GetType().Name);
+            return false;
+        }
+        finally
+        {
+            _writing.Release();
+        }
+    }
+
+    /// <summary>
+    /// Every replica's totals added up, per key and per endpoint, after writing this replica's own (so what it has
+    /// served is in them); null when Redis could not be asked.
+    /// </summary>
+    public async Task<(Dictionary<string, UsageCounts> Keys, Dictionary<string, UsageCounts> Endpoints)?> ReadAsync()
+    {
+        if (!await WriteAsync() || connection.TryDatabase() is not { } database)
+        {
+            return null;
+        }
+
+        try
+        {
+            return (await ReadAsync(database, "key"), await ReadAsync(database, "endpoint"));
+        }
+        catch (Exception e) when (RedisConnection.IsUnavailable(e))
+        {
+            connection.Failed(e.GetType().Name);
+            return null;
+        }
+    }
+
+    private async Task<Dictionary<string, UsageCounts>> ReadAsync(IDatabase database, string kind)
+    {
+        var ids = await database.SetMembersAsync(_prefix + kind + "s");
+        var reads = ids.Select(id => (Id: (string)id!, Fields: database.HashGetAllAsync(_prefix + kind + ":" + id))).ToList();
+        await Task.WhenAll(reads.Select(r => r.Fields));
+        var totals = new Dictionary<string, UsageCounts>(StringComparer.Ordinal);
+        foreach (var (id, fields) in reads)
+        {
+            var sums = new long[s_fields.Length];
+            foreach (var field in fields.Result)
+            {
+                var name = (string)field.Name!;
+                var index = Array.IndexOf(s_fields, name[(name.IndexOf(':', StringComparison.Ordinal) + 1)..]);
+                if (index >= 0 && field.Value.TryParse(out long value))
+                {
+                    sums[index] += value;
+                }
+            }
+
+            totals[id] = new UsageCounts(sums[0], sums[1], sums[2], sums[3]);
+        }
+
+        return totals;
+    }
+
+    private void Collect(List<(string, string, UsageCounts)> changed, string kind, IEnumerable<KeyValuePair<string, UsageTotals>> totals)
+    {
+        foreach (var (id, total) in totals)
+        {
+            var counts = UsageCounts.Of(total);
+            if (!_written.TryGetValue(kind + ":" + id, out var written) || written != counts)
+            {
+                changed.Add((kind, id, counts));
+            }
+        }
+    }
+}
