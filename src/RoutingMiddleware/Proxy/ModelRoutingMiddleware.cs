@@ -88,6 +88,11 @@ internal sealed partial class ModelRoutingMiddleware(
         key = state.Keys.Authenticate(context.Request, source.Time, out var failure);
         if (key is not null)
         {
+            // The client's secret has served its purpose: nothing after this step (YARP's header copy, a listener)
+            // sees it. The backend transform drops both headers too, for requests that come another way.
+            var headers = context.Request.Headers;
+            headers.Remove(HeaderNames.Authorization);
+            headers.Remove(Backends.BackendHeaderTransforms.ApiKeyHeader);
             return null;
         }
 
