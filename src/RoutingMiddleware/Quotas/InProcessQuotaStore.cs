@@ -44,7 +44,8 @@ internal sealed class InProcessQuotaStore : IQuotaStore
 
             Take(key, request.Key, request.Tokens, now);
             Take(endpoint, request.Endpoint, request.Tokens, now);
-            return ValueTask.FromResult(new QuotaDecision(new QuotaLease(request, now), null, null, TimeSpan.Zero, Snapshot(key, request.Key, endpoint, request.Endpoint, now)));
+            var lease = new QuotaLease(request, now) { KeyState = key, EndpointState = endpoint };
+            return ValueTask.FromResult(new QuotaDecision(lease, null, null, TimeSpan.Zero, Snapshot(key, request.Key, endpoint, request.Endpoint, now)));
         }
     }
 
@@ -56,8 +57,8 @@ internal sealed class InProcessQuotaStore : IQuotaStore
         }
 
         var request = lease.Request;
-        var key = request.Key is { } k ? Counters(k) : null;
-        var endpoint = request.Endpoint is { } e ? Counters(e) : null;
+        var key = request.Key is { } k ? lease.KeyState as ScopeCounters ?? Counters(k) : null;
+        var endpoint = request.Endpoint is { } e ? lease.EndpointState as ScopeCounters ?? Counters(e) : null;
         lock (_lock)
         {
             var now = Now;
@@ -78,7 +79,7 @@ internal sealed class InProcessQuotaStore : IQuotaStore
             return ValueTask.CompletedTask;
         }
 
-        var endpoint = Counters(scope);
+        var endpoint = lease.EndpointState as ScopeCounters ?? Counters(scope);
         lock (_lock)
         {
             Give(endpoint, scope, lease, 0, Now);

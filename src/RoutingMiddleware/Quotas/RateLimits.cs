@@ -83,6 +83,10 @@ public sealed class QuotaLease
 
     internal int Completed;
 
+    // What the store that admitted it keeps of its scopes, so that its completion need not look them up again.
+    internal object? KeyState;
+    internal object? EndpointState;
+
     // Set once the endpoint scope has been released (IQuotaStore.ReleaseEndpointAsync): the completion leaves it alone.
     internal int EndpointReleased;
 }
