@@ -333,6 +333,7 @@ internal sealed partial class ModelRoutingMiddleware(
 
         List<DestinationState>? tried = null;
         QuotaDecision? refusedFallback = null;
+        ModelEndpoint? refusedEndpoint = null;
         var attempts = 0;
         var shortestCooldown = TimeSpan.MaxValue;
         ForwarderError lastError = ForwarderError.None;
@@ -351,6 +352,12 @@ internal sealed partial class ModelRoutingMiddleware(
                 var switched = false;
                 while (attempts < state.MaxAttempts && NextFallback(state, decision, asked, exchange.Grant, ref nextFallback) is (var candidate, var fallbackCluster))
                 {
+                    // A fallback whose every destination is cooling down is skipped before its limits count the request.
+                    if (Candidates(fallbackCluster.DestinationsState.AvailableDestinations, fallbackCluster.ClusterId, tried, ref shortestCooldown).Count == 0)
+                    {
+                        continue;
+                    }
+
                     // A fallback with limits of its own admits the request against them; one over its limit is skipped.
                     if (EndpointScope(state, candidate) is { } fallbackScope)
                     {
@@ -358,7 +365,7 @@ internal sealed partial class ModelRoutingMiddleware(
                         if (!admission.Admitted)
                         {
                             Log.RateLimited(logger, exchange.KeyId ?? "-", candidate.Id.Value, admission.RefusedBy!);
-                            refusedFallback = admission;
+                            (refusedFallback, refusedEndpoint) = (admission, candidate);
                             continue;
                         }
 
@@ -388,6 +395,8 @@ internal sealed partial class ModelRoutingMiddleware(
                     // The endpoint failed and every fallback that could serve is over its limits: the fallback's 429.
                     context.Response.Clear();
                     context.Features.Set<IForwarderErrorFeature>(null);
+                    context.Response.Headers[EndpointHeader] = refusedEndpoint!.Id.Value;
+                    context.Response.Headers[AttemptsHeader] = AttemptsText(attempts);
                     QuotaHeaders.Write(context.Response.Headers, refused.Snapshot);
                     await OpenAIError.RateLimited(refused.RefusedBy!, refused.Reason!, refused.RetryAfter).WriteAsync(context);
                     return;

@@ -74,7 +74,7 @@ internal sealed class InProcessQuotaStore : IQuotaStore
 
     public ValueTask ReleaseEndpointAsync(QuotaLease lease)
     {
-        if (lease.Request.Endpoint is not { } scope || Volatile.Read(ref lease.Completed) != 0 || Interlocked.Exchange(ref lease.EndpointReleased, 1) != 0)
+        if (lease.Request.Endpoint is not { } scope)
         {
             return ValueTask.CompletedTask;
         }
@@ -82,7 +82,12 @@ internal sealed class InProcessQuotaStore : IQuotaStore
         var endpoint = lease.EndpointState as ScopeCounters ?? Counters(scope);
         lock (_lock)
         {
-            Give(endpoint, scope, lease, 0, Now);
+            // Under the lock, as the completion's reading of EndpointReleased: one of the two gives the endpoint back.
+            if (lease.Completed == 0 && lease.EndpointReleased == 0)
+            {
+                lease.EndpointReleased = 1;
+                Give(endpoint, scope, lease, 0, Now);
+            }
         }
 
         return ValueTask.CompletedTask;

@@ -109,7 +109,8 @@ public interface IQuotaStore
     /// <summary>
     /// Lets go of an admitted request's endpoint scope before it ends, as of a request that failed there: frees its
     /// concurrency slot and gives back all its reserved tokens (the request failed over to another endpoint, SPEC §13).
-    /// The key scope stays held until <see cref="CompleteAsync"/>, which then corrects the key alone.
+    /// The key scope stays held until <see cref="CompleteAsync"/>, which then corrects the key alone. A store that does
+    /// not implement it keeps the endpoint held until the completion.
     /// </summary>
-    ValueTask ReleaseEndpointAsync(QuotaLease lease);
+    ValueTask ReleaseEndpointAsync(QuotaLease lease) => ValueTask.CompletedTask;
 }

@@ -303,15 +303,20 @@ internal sealed class RedisQuotaStore : IQuotaStore, IDisposable
             return _fallback.ReleaseEndpointAsync(lease);
         }
 
-        if (lease.Request.Endpoint is null || Volatile.Read(ref lease.Completed) != 0 || Interlocked.Exchange(ref lease.EndpointReleased, 1) != 0)
+        if (lease.Request.Endpoint is null)
         {
             return ValueTask.CompletedTask;
         }
 
-        bool freed;
+        var freed = false;
         lock (_lock)
         {
-            freed = Give(lease.Request.Endpoint, lease.EndpointReservedAt, -lease.Request.Tokens, Now);
+            // Under the lock, as the completion's reading of EndpointReleased: one of the two gives the endpoint back.
+            if (lease.Completed == 0 && lease.EndpointReleased == 0)
+            {
+                lease.EndpointReleased = 1;
+                freed = Give(lease.Request.Endpoint, lease.EndpointReservedAt, -lease.Request.Tokens, Now);
+            }
         }
 
         Flush(urgent: freed);

@@ -28,4 +28,7 @@ internal static partial class SharedStateLog
 
     [LoggerMessage(157, LogLevel.Warning, "Shared state: the overlay applied from Redis was not written to the local state file (last-known-good): {Reason}", EventName = "LocalCopyNotSaved")]
     public static partial void LocalCopyNotSaved(ILogger logger, string reason);
+
+    [LoggerMessage(158, LogLevel.Warning, "Usage: this replica's totals could not be {Action} Redis: {Reason}", EventName = "SharedUsageFailed")]
+    public static partial void UsageFailed(ILogger logger, string action, string reason);
 }

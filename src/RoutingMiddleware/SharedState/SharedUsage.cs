@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using ModelRouting.Quotas;
 using StackExchange.Redis;
 
@@ -8,37 +9,61 @@ namespace ModelRouting.SharedState;
 /// Usage per key and per endpoint over every replica (SPEC §14, §16): each replica writes its own totals (since it
 /// started) to Redis every second, and <c>GET /admin/usage</c> adds up every replica's. A replica's totals are
 /// written whole (<c>HSET</c> of absolute values, in fields named after the replica), never added as increments:
-/// a write that timed out and is written again cannot count anything twice. A replica that stops writes its last
-/// totals; they stay in Redis, so the sums keep what every replica ever served (one that dies loses at most its last
-/// second). The request path never waits on Redis: it counts in the process's <see cref="UsageLedger"/>.
+/// a write that timed out and is written again cannot count anything twice. Only what changed is written, except
+/// that everything is written again every 30 s and after any failure, so totals lost in Redis (a restart without
+/// persistence, an eviction) come back. A replica that stops writes its last totals and folds them into the
+/// <c>base</c> fields by a script (idempotent: a fold retried finds nothing left to fold); those of a replica that
+/// died stay under its name, still counted (it loses at most its last second). The request path never waits on
+/// Redis: it counts in the process's <see cref="UsageLedger"/>.
 /// </summary>
-internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection) : BackgroundService
+internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection, ILogger<SharedUsage> logger) : BackgroundService
 {
     /// <summary>How often a replica writes its totals.</summary>
     internal static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
 
+    private const int FullWriteEvery = 30;
     private static readonly string[] s_fields = ["requests", "prompt_tokens", "completion_tokens", "requests_without_usage"];
+
+    // KEYS[1]: a usage hash; ARGV[1]: the replica. Moves the replica's fields into the base fields.
+    private const string FoldScript = """
+        local fields = { 'requests', 'prompt_tokens', 'completion_tokens', 'requests_without_usage' }
+        for _, field in ipairs(fields) do
+          local value = redis.call('HGET', KEYS[1], ARGV[1] .. ':' .. field)
+          if value then
+            redis.call('HINCRBY', KEYS[1], 'base:' .. field, value)
+            redis.call('HDEL', KEYS[1], ARGV[1] .. ':' .. field)
+          end
+        end
+        return 0
+        """;
 
     private readonly string _replica = Guid.NewGuid().ToString("N")[..16];
     private readonly string _prefix = connection.Options.KeyPrefix + "usage:";
     private readonly Dictionary<string, UsageCounts> _written = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _writing = new(1, 1);
+    private int _ticks;
 
     /// <summary>Gets whether usage is shared (Redis is configured).</summary>
     public bool Enabled => connection.Enabled;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (!connection.Enabled)
+        if (connection.Multiplexer is not { } multiplexer)
         {
             return;
         }
 
+        multiplexer.ConnectionRestored += (_, _) => Forget();
         using var timer = new PeriodicTimer(Interval);
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
+                if (++_ticks % FullWriteEvery == 0)
+                {
+                    Forget();
+                }
+
                 await WriteAsync();
             }
         }
@@ -50,9 +75,9 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        if (connection.Enabled)
+        if (connection.Enabled && await WriteAsync())
         {
-            await WriteAsync(); // the last totals of this replica
+            await FoldAsync();
         }
     }
 
@@ -67,6 +92,7 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
     {
         if (connection.TryDatabase() is not { } database)
         {
+            Forget(); // Redis may come back without what it held
             return false;
         }
 
@@ -105,9 +131,9 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
             connection.Succeeded();
             return true;
         }
-        catch (Exception e) when (RedisConnection.IsUnavailable(e))
+        catch (Exception e)
         {
-            connection.Failed(e.GetType().Name);
+            Failed(e, "written to");
             return false;
         }
         finally
@@ -131,10 +157,67 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
         {
             return (await ReadAsync(database, "key"), await ReadAsync(database, "endpoint"));
         }
-        catch (Exception e) when (RedisConnection.IsUnavailable(e))
+        catch (Exception e)
+        {
+            Failed(e, "read from");
+            return null;
+        }
+    }
+
+    private async Task FoldAsync()
+    {
+        if (connection.TryDatabase() is not { } database)
+        {
+            return;
+        }
+
+        try
+        {
+            List<string> hashes;
+            await _writing.WaitAsync();
+            try
+            {
+                hashes = [.. _written.Keys.Select(name => _prefix + name)];
+            }
+            finally
+            {
+                _writing.Release();
+            }
+
+            await Task.WhenAll(hashes.Select(hash => database.ScriptEvaluateAsync(FoldScript, [hash], [_replica])));
+        }
+        catch (Exception e)
+        {
+            Failed(e, "folded in");
+        }
+    }
+
+    // Redis down is the breaker's business; any other error (out of memory, a denied command) is logged, and the
+    // next tick writes everything again. Neither stops the gateway.
+    private void Failed(Exception e, string action)
+    {
+        Forget();
+        if (RedisConnection.IsUnavailable(e))
         {
             connection.Failed(e.GetType().Name);
-            return null;
+        }
+        else
+        {
+            SharedStateLog.UsageFailed(logger, action, e.Message);
+        }
+    }
+
+    // The next write writes every total, not only those that changed.
+    private void Forget()
+    {
+        if (_writing.Wait(0))
+        {
+            _written.Clear();
+            _writing.Release();
+        }
+        else
+        {
+            _ticks = FullWriteEvery - 1; // a write is under way: the next tick writes everything
         }
     }
 
@@ -149,6 +232,7 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
             var sums = new long[s_fields.Length];
             foreach (var field in fields.Result)
             {
+                // <replica>:<field> or base:<field>
                 var name = (string)field.Name!;
                 var index = Array.IndexOf(s_fields, name[(name.IndexOf(':', StringComparison.Ordinal) + 1)..]);
                 if (index >= 0 && field.Value.TryParse(out long value))

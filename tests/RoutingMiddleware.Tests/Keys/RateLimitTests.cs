@@ -268,8 +268,31 @@ public sealed class RateLimitTests
         Assert.Contains("endpoint:f", error.Message, StringComparison.Ordinal);
         Assert.True(fourth.Headers.Contains("Retry-After"));
         Assert.Equal("3", fourth.Headers.GetValues("x-ratelimit-limit-requests").Single());
+        Assert.Equal("f", fourth.Headers.GetValues("x-gateway-endpoint").Single());
+        Assert.Equal("0", fourth.Headers.GetValues("x-gateway-attempts").Single()); // m cooling down: not tried again
         Assert.Equal(3, live.Requests.Count);
         Assert.All(live.Requests, r => Assert.Equal("up-f", r.Model));
+    }
+
+    [Fact]
+    public async Task Failover_ToAFallbackWhoseBackendsAreAllCoolingDown_DoesNotCountAgainstItsLimits()
+    {
+        var primary = TestGateway.Endpoint("m", "dead", isDefault: true);
+        primary["Fallbacks"] = new JsonArray("f");
+        var fallback = TestGateway.Endpoint("f", "also-dead");
+        fallback["Limits"] = Limits(rpm: 2);
+        await using var gateway = await TestGateway.StartAsync(TestGateway.Config(
+            new Dictionary<string, string[]> { ["dead"] = [DeadLoopbackUrl()], ["also-dead"] = [DeadLoopbackUrl()] },
+            [primary, fallback],
+            new JsonObject { ["Failover"] = new JsonObject { ["Cooldown"] = "00:00:30" } }));
+
+        for (var i = 0; i < 4; i++)
+        {
+            // The first tries both and cools them down; the others are answered at once. None is f's 429.
+            using var response = await ChatAsync(gateway, null);
+            await E2EHelpers.AssertErrorAsync(response, HttpStatusCode.ServiceUnavailable, "server_error", "upstream_unavailable");
+            Assert.NotNull(response.Headers.RetryAfter);
+        }
     }
 
     [Fact]

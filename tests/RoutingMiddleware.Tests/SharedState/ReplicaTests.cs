@@ -227,12 +227,29 @@ public sealed class ReplicaTests
         await UntilAsync(async () => (await three.AdminAsync(HttpMethod.Get, "/admin/usage")).Body?["keys"]?["ops"]?["requests"]?.GetValue<long>() == 6,
             "six requests once a third replica served one");
 
+        // Two folded its fields into the base ones when it stopped: one's, three's and the base are left.
+        await using (var client = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Configuration))
+        {
+            var fields = (await client.GetDatabase().HashGetAllAsync("model-gateway:usage:key:ops")).Select(f => ((string)f.Name!).Split(':')[0]).Distinct().ToList();
+            Assert.Equal(3, fields.Count);
+            Assert.Contains("base", fields);
+        }
+
         // Redis down: this process's own totals, said to be so.
         await redis.KillAsync();
         var (status, local, _) = await one.AdminAsync(HttpMethod.Get, "/admin/usage");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("process", local!["scope"]!.GetValue<string>());
         Assert.Equal(3, local["keys"]!["ops"]!["requests"]!.GetValue<long>());
+
+        // Redis back empty (no persistence): the running replicas write all their totals again (two's are gone with it).
+        await redis.RestartAsync();
+        await UntilAsync(async () =>
+        {
+            var body = (await one.AdminAsync(HttpMethod.Get, "/admin/usage")).Body;
+            return body?["scope"]?.GetValue<string>() == "replicas" && body["keys"]?["ops"]?["requests"]?.GetValue<long>() == 4
+                && body["endpoints"]?["a"]?["requests"]?.GetValue<long>() == 4;
+        }, "one's 3 and three's 1 back in Redis");
     }
 
     [RedisFact]
