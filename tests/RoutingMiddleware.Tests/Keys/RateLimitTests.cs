@@ -53,6 +53,22 @@ public sealed class RateLimitTests
         return TestGateway.StartAsync(TestGateway.Config(new Dictionary<string, string[]> { ["pool"] = [pool.Url] }, [endpoint], modelRouting));
     }
 
+    // A backend that answers "hi", except that a request whose body says "hold" waits for release (entered says it came).
+    private static Task<TestBackend> HoldingBackendAsync(string name, TaskCompletionSource entered, TaskCompletionSource release)
+    {
+        var responder = OpenAIChatResponder("hi");
+        return TestBackend.StartAsync(name, async (context, recorded) =>
+        {
+            if (recorded.BodyText.Contains("hold", StringComparison.Ordinal))
+            {
+                entered.TrySetResult();
+                await release.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            }
+
+            await responder(context, recorded);
+        });
+    }
+
     private static async Task<HttpResponseMessage> ChatAsync(TestGateway gateway, string? secret, string? body = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
@@ -166,17 +182,7 @@ public sealed class RateLimitTests
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var responder = OpenAIChatResponder("hi");
-        await using var pool = await TestBackend.StartAsync("pool", async (context, recorded) =>
-        {
-            if (recorded.BodyText.Contains("hold", StringComparison.Ordinal))
-            {
-                entered.TrySetResult();
-                await release.Task.WaitAsync(TimeSpan.FromSeconds(30));
-            }
-
-            await responder(context, recorded);
-        });
+        await using var pool = await HoldingBackendAsync("pool", entered, release);
         await using var gateway = await StartAsync(pool, [Key("k", "sk-k", ["*"], Limits(concurrent: 1))]);
 
         var held = ChatAsync(gateway, "sk-k", """{"model":"m","messages":[{"role":"user","content":"hold"}]}""");
@@ -220,17 +226,7 @@ public sealed class RateLimitTests
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var responder = OpenAIChatResponder("hi");
-        await using var live = await TestBackend.StartAsync("live", async (context, recorded) =>
-        {
-            if (recorded.BodyText.Contains("hold", StringComparison.Ordinal))
-            {
-                entered.TrySetResult();
-                await release.Task.WaitAsync(TimeSpan.FromSeconds(30));
-            }
-
-            await responder(context, recorded);
-        });
+        await using var live = await HoldingBackendAsync("live", entered, release);
         var primary = TestGateway.Endpoint("m", "dead", isDefault: true);
         primary["Limits"] = Limits(concurrent: 1);
         primary["Fallbacks"] = new JsonArray("f");
