@@ -22,6 +22,7 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
     internal static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
 
     private const int FullWriteEvery = 30;
+    private const long LogEveryMilliseconds = 10_000;
     private static readonly string[] s_fields = ["requests", "prompt_tokens", "completion_tokens", "requests_without_usage"];
 
     // KEYS[1]: a usage hash; ARGV[1]: the replica. Moves the replica's fields into the base fields.
@@ -42,6 +43,7 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
     private readonly Dictionary<string, UsageCounts> _written = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _writing = new(1, 1);
     private int _ticks;
+    private long _loggedAt;
 
     /// <summary>Gets whether usage is shared (Redis is configured).</summary>
     public bool Enabled => connection.Enabled;
@@ -201,9 +203,10 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
         {
             connection.Failed(e.GetType().Name);
         }
-        else
+        else if (Environment.TickCount64 - Volatile.Read(ref _loggedAt) >= LogEveryMilliseconds || Volatile.Read(ref _loggedAt) == 0)
         {
-            SharedStateLog.UsageFailed(logger, action, e.Message);
+            Volatile.Write(ref _loggedAt, Environment.TickCount64);
+            SharedStateLog.UsageFailed(logger, action, e.Message); // at most once per 10 s: it is retried every second
         }
     }
 

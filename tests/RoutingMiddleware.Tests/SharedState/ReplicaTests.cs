@@ -253,6 +253,43 @@ public sealed class ReplicaTests
     }
 
     [RedisFact]
+    public async Task UsageWrite_RefusedByRedis_IsLogged_TheGatewayKeepsServing_AndUsageIsThisProcesses()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using (var client = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Configuration))
+        {
+            await client.GetDatabase().StringSetAsync("model-gateway:usage:key:ops", "not a hash"); // HSET answers WRONGTYPE
+        }
+
+        await using var pool = await TestBackend.StartAsync("pool", OpenAIChatResponder("hi"));
+        await using var gateway = await TestGateway.StartAsync(Deployment(pool, redis.Configuration));
+        using var logs = gateway.CaptureLogs();
+
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync(gateway, OpsSecret, "a"));
+        var (status, usage, _) = await gateway.AdminAsync(HttpMethod.Get, "/admin/usage");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("process", usage!["scope"]!.GetValue<string>());
+        Assert.Equal(1, usage["keys"]!["ops"]!["requests"]!.GetValue<long>());
+        Assert.Contains(logs.Entries, e => e.EventName == "SharedUsageFailed" && e.Message.Contains("WRONGTYPE", StringComparison.Ordinal));
+
+        // Once Redis takes the writes again, everything is written (not only what changed since the failure).
+        await using (var client = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Configuration))
+        {
+            await client.GetDatabase().KeyDeleteAsync("model-gateway:usage:key:ops");
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync(gateway, OpsSecret, "a"));
+        await UntilAsync(async () =>
+        {
+            var body = (await gateway.AdminAsync(HttpMethod.Get, "/admin/usage")).Body;
+            return body?["scope"]?.GetValue<string>() == "replicas" && body["keys"]?["ops"]?["requests"]?.GetValue<long>() == 2
+                && body["endpoints"]?["a"]?["requests"]?.GetValue<long>() == 2;
+        }, "both requests in the shared usage once Redis takes the writes");
+        // Retried every second, logged at most once per 10 s (twice if this test outlasted 10 s on a loaded machine).
+        Assert.InRange(logs.Entries.Count(e => e.EventName == "SharedUsageFailed"), 1, 2);
+    }
+
+    [RedisFact]
     public async Task CorruptOverlayInRedis_IsRefused_LastGoodKept_AndAnAdminWriteReplacesIt()
     {
         await using var redis = await RedisServer.StartAsync();
