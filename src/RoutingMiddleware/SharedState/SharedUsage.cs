@@ -92,7 +92,7 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
     /// <summary>Writes this replica's totals that changed since the last write; false when Redis could not be asked.</summary>
     public async Task<bool> WriteAsync()
     {
-        if (connection.TryDatabase() is not { } database)
+        if (Database() is not { } database)
         {
             Forget(); // Redis may come back without what it held
             return false;
@@ -130,7 +130,6 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
                 _written[kind + ":" + id] = counts;
             }
 
-            connection.Succeeded();
             return true;
         }
         catch (Exception e)
@@ -150,7 +149,7 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
     /// </summary>
     public async Task<(Dictionary<string, UsageCounts> Keys, Dictionary<string, UsageCounts> Endpoints)?> ReadAsync()
     {
-        if (!await WriteAsync() || connection.TryDatabase() is not { } database)
+        if (!await WriteAsync() || Database() is not { } database)
         {
             return null;
         }
@@ -168,7 +167,7 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
 
     private async Task FoldAsync()
     {
-        if (connection.TryDatabase() is not { } database)
+        if (Database() is not { } database)
         {
             return;
         }
@@ -194,16 +193,21 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
         }
     }
 
-    // Redis down is the breaker's business; any other error (out of memory, a denied command) is logged, and the
-    // next tick writes everything again. Neither stops the gateway.
+    // Redis while the connection's breaker lets it be asked. The writer never opens or closes the breaker itself: it
+    // protects the request path, and a background write that fails is simply made again on the next tick.
+    private IDatabase? Database() => connection.IsAvailable ? connection.Multiplexer!.GetDatabase() : null;
+
+    // Redis down is retried on the next tick; any other error (out of memory, a denied command) is logged too. The
+    // next write writes everything again. Neither stops the gateway.
     private void Failed(Exception e, string action)
     {
         Forget();
         if (RedisConnection.IsUnavailable(e))
         {
-            connection.Failed(e.GetType().Name);
+            return;
         }
-        else if (Environment.TickCount64 - Volatile.Read(ref _loggedAt) >= LogEveryMilliseconds || Volatile.Read(ref _loggedAt) == 0)
+
+        if (Environment.TickCount64 - Volatile.Read(ref _loggedAt) >= LogEveryMilliseconds || Volatile.Read(ref _loggedAt) == 0)
         {
             Volatile.Write(ref _loggedAt, Environment.TickCount64);
             SharedStateLog.UsageFailed(logger, action, e.Message); // at most once per 10 s: it is retried every second
