@@ -370,6 +370,7 @@ internal sealed partial class ModelRoutingMiddleware(
                         }
 
                         exchange.FallbackLease = admission.Lease;
+                        exchange.RateLimits = exchange.RateLimits is { } admitted ? RateLimitSnapshot.Tightest(admitted, admission.Snapshot) : admission.Snapshot;
                     }
 
                     if (!TryReassign(context, fallbackCluster))

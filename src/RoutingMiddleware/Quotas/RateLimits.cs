@@ -45,7 +45,16 @@ public readonly record struct QuotaRequest(QuotaScope? Key, QuotaScope? Endpoint
 /// <summary>What is left of the tightest limit of each kind, for OpenAI's <c>x-ratelimit-*</c> headers.</summary>
 public readonly record struct RateLimitSnapshot(
     long? LimitRequests, long RemainingRequests, TimeSpan ResetRequests,
-    long? LimitTokens, long RemainingTokens, TimeSpan ResetTokens);
+    long? LimitTokens, long RemainingTokens, TimeSpan ResetTokens)
+{
+    /// <summary>Of each kind, the snapshot's with less left (a request counted by the scopes of both).</summary>
+    public static RateLimitSnapshot Tightest(RateLimitSnapshot a, RateLimitSnapshot b)
+    {
+        var requests = b.LimitRequests is not null && (a.LimitRequests is null || b.RemainingRequests < a.RemainingRequests) ? b : a;
+        var tokens = b.LimitTokens is not null && (a.LimitTokens is null || b.RemainingTokens < a.RemainingTokens) ? b : a;
+        return new(requests.LimitRequests, requests.RemainingRequests, requests.ResetRequests, tokens.LimitTokens, tokens.RemainingTokens, tokens.ResetTokens);
+    }
+}
 
 /// <summary>The answer to an admission.</summary>
 public readonly record struct QuotaDecision(QuotaLease? Lease, string? RefusedBy, string? Reason, TimeSpan RetryAfter, RateLimitSnapshot Snapshot)

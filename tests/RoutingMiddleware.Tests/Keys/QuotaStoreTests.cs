@@ -196,4 +196,17 @@ public sealed class QuotaStoreTests
         QuotaHeaders.Write(requestsOnly, new RateLimitSnapshot(60, 0, TimeSpan.FromSeconds(1), null, 0, TimeSpan.Zero));
         Assert.Equal(3, requestsOnly.Count);
     }
+
+    [Fact]
+    public void Tightest_OfTwoSnapshots_TakesOfEachKindTheOneWithLessLeft()
+    {
+        var requestsOnly = new RateLimitSnapshot(60, 10, TimeSpan.FromSeconds(5), null, 0, TimeSpan.Zero);
+        var both = new RateLimitSnapshot(100, 50, TimeSpan.FromSeconds(1), 1000, 400, TimeSpan.FromSeconds(2));
+        var tighter = new RateLimitSnapshot(3, 1, TimeSpan.FromSeconds(9), 2000, 900, TimeSpan.FromSeconds(3));
+
+        Assert.Equal(new RateLimitSnapshot(60, 10, TimeSpan.FromSeconds(5), 1000, 400, TimeSpan.FromSeconds(2)), RateLimitSnapshot.Tightest(requestsOnly, both));
+        Assert.Equal(new RateLimitSnapshot(60, 10, TimeSpan.FromSeconds(5), 1000, 400, TimeSpan.FromSeconds(2)), RateLimitSnapshot.Tightest(both, requestsOnly));
+        Assert.Equal(new RateLimitSnapshot(3, 1, TimeSpan.FromSeconds(9), 1000, 400, TimeSpan.FromSeconds(2)), RateLimitSnapshot.Tightest(both, tighter));
+        Assert.Equal(requestsOnly, RateLimitSnapshot.Tightest(requestsOnly, default));
+    }
 }

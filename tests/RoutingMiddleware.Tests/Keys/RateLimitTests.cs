@@ -244,6 +244,8 @@ public sealed class RateLimitTests
         {
             Assert.Equal(HttpStatusCode.OK, second.StatusCode);
             Assert.Equal("f", second.Headers.GetValues("x-gateway-endpoint").Single());
+            Assert.Equal("3", second.Headers.GetValues("x-ratelimit-limit-requests").Single()); // f's limit, which counted it
+            Assert.Equal("1", second.Headers.GetValues("x-ratelimit-remaining-requests").Single());
         }
 
         release.SetResult();
