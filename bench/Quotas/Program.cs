@@ -6,7 +6,7 @@
 //      requests: the tokens admitted per minute by the backend's usage, and the most in any 60 s.
 // Usage: Quotas <ProxyHost.dll> <work dir> <report.md> [A_SECONDS] [B_SECONDS]
 using System.Collections.Concurrent;
-using Bench.Shared;
+using Bench.Common;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;

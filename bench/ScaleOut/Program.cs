@@ -7,7 +7,7 @@
 //   4. single replica, 1 KB chat requests with wrk, limits on: req/s with Redis on vs a replica without Redis.
 // Usage: ScaleOut <ProxyHost.dll> <work dir> <report.md> <post.lua> [RPM_SECONDS] [LOAD_SECONDS]
 using System.Collections.Concurrent;
-using Bench.Shared;
+using Bench.Common;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;

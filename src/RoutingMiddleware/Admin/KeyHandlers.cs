@@ -169,12 +169,12 @@ internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage,
 
         await AdminResponse.WriteAsync(context, StatusCodes.Status200OK, new UsageReport(
             "process",
-            usage.Keys.ToDictionary(p => p.Key, p => UsageEntry.Of(UsageCounts.Of(p.Value))),
-            usage.Endpoints.ToDictionary(p => p.Key, p => UsageEntry.Of(UsageCounts.Of(p.Value)))));
+            usage.Keys.ToDictionary(p => p.Key, p => UsageCounts.Of(p.Value)),
+            usage.Endpoints.ToDictionary(p => p.Key, p => UsageCounts.Of(p.Value))));
     }
 
-    private static Dictionary<string, UsageEntry> Sorted(Dictionary<string, UsageCounts> counts) =>
-        counts.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => UsageEntry.Of(p.Value));
+    private static Dictionary<string, UsageCounts> Sorted(Dictionary<string, UsageCounts> counts) =>
+        counts.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value);
 
     private static OpenAIError Failure(AdminChange change, string id) =>
         change.Status == StatusCodes.Status404NotFound ? NotFound(id) : OpenAIError.InvalidRequest(change.Error!, change.Field) with { StatusCode = change.Status };
@@ -254,15 +254,6 @@ internal sealed class KeyHandlers(ModelRegistrySource source, UsageLedger usage,
 
     private sealed record UsageReport(
         [property: JsonPropertyName("scope")] string Scope,
-        [property: JsonPropertyName("keys")] Dictionary<string, UsageEntry> Keys,
-        [property: JsonPropertyName("endpoints")] Dictionary<string, UsageEntry> Endpoints);
-
-    private sealed record UsageEntry(
-        [property: JsonPropertyName("requests")] long Requests,
-        [property: JsonPropertyName("prompt_tokens")] long PromptTokens,
-        [property: JsonPropertyName("completion_tokens")] long CompletionTokens,
-        [property: JsonPropertyName("requests_without_usage")] long RequestsWithoutUsage)
-    {
-        public static UsageEntry Of(UsageCounts counts) => new(counts.Requests, counts.PromptTokens, counts.CompletionTokens, counts.RequestsWithoutUsage);
-    }
+        [property: JsonPropertyName("keys")] Dictionary<string, UsageCounts> Keys,
+        [property: JsonPropertyName("endpoints")] Dictionary<string, UsageCounts> Endpoints);
 }

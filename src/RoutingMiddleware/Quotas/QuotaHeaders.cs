@@ -19,25 +19,28 @@ internal static class QuotaHeaders
     private static CachedText s_limitTokens = new(-1, "");
     private static CachedText s_resetRequests = new(-1, "");
     private static CachedText s_resetTokens = new(-1, "");
+    private static readonly Func<long, string> s_number = static value => value.ToString(CultureInfo.InvariantCulture);
+    private static readonly Func<long, string> s_duration = static ticks => Duration(TimeSpan.FromTicks(ticks));
 
     public static void Write(IHeaderDictionary headers, RateLimitSnapshot snapshot)
     {
         if (snapshot.LimitRequests is { } requests)
         {
-            headers[LimitRequests] = Number(ref s_limitRequests, requests);
+            headers[LimitRequests] = Cached(ref s_limitRequests, requests, s_number);
             headers[RemainingRequests] = snapshot.RemainingRequests.ToString(CultureInfo.InvariantCulture);
-            headers[ResetRequests] = Reset(ref s_resetRequests, snapshot.ResetRequests);
+            headers[ResetRequests] = Cached(ref s_resetRequests, snapshot.ResetRequests.Ticks, s_duration);
         }
 
         if (snapshot.LimitTokens is { } tokens)
         {
-            headers[LimitTokens] = Number(ref s_limitTokens, tokens);
+            headers[LimitTokens] = Cached(ref s_limitTokens, tokens, s_number);
             headers[RemainingTokens] = snapshot.RemainingTokens.ToString(CultureInfo.InvariantCulture);
-            headers[ResetTokens] = Reset(ref s_resetTokens, snapshot.ResetTokens);
+            headers[ResetTokens] = Cached(ref s_resetTokens, snapshot.ResetTokens.Ticks, s_duration);
         }
     }
 
-    private static string Number(ref CachedText cache, long value)
+    // The cache's text when it holds value, else the text formatted now (and cached).
+    private static string Cached(ref CachedText cache, long value, Func<long, string> format)
     {
         var cached = Volatile.Read(ref cache);
         if (cached.Value == value)
@@ -45,21 +48,8 @@ internal static class QuotaHeaders
             return cached.Text;
         }
 
-        var text = value.ToString(CultureInfo.InvariantCulture);
+        var text = format(value);
         Volatile.Write(ref cache, new CachedText(value, text));
-        return text;
-    }
-
-    private static string Reset(ref CachedText cache, TimeSpan duration)
-    {
-        var cached = Volatile.Read(ref cache);
-        if (cached.Value == duration.Ticks)
-        {
-            return cached.Text;
-        }
-
-        var text = Duration(duration);
-        Volatile.Write(ref cache, new CachedText(duration.Ticks, text));
         return text;
     }
 

@@ -57,7 +57,7 @@ internal sealed class UsageTotals
     }
 }
 
-/// <summary>The counts of one key or endpoint, as read at one moment.</summary>
+/// <summary>The counts of one key or endpoint, as read at one moment (the admin API writes them in snake_case).</summary>
 internal readonly record struct UsageCounts(long Requests, long PromptTokens, long CompletionTokens, long RequestsWithoutUsage)
 {
     public static UsageCounts Of(UsageTotals totals) => new(totals.Requests, totals.PromptTokens, totals.CompletionTokens, totals.RequestsWithoutUsage);

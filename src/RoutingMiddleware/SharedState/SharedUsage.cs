@@ -25,10 +25,10 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
     private const long LogEveryMilliseconds = 10_000;
     private static readonly string[] s_fields = ["requests", "prompt_tokens", "completion_tokens", "requests_without_usage"];
 
-    // KEYS[1]: a usage hash; ARGV[1]: the replica. Moves the replica's fields into the base fields.
+    // KEYS[1]: a usage hash; ARGV[1]: the replica; ARGV[2..]: the fields. Moves the replica's fields into the base fields.
     private const string FoldScript = """
-        local fields = { 'requests', 'prompt_tokens', 'completion_tokens', 'requests_without_usage' }
-        for _, field in ipairs(fields) do
+        for i = 2, #ARGV do
+          local field = ARGV[i]
           local value = redis.call('HGET', KEYS[1], ARGV[1] .. ':' .. field)
           if value then
             redis.call('HINCRBY', KEYS[1], 'base:' .. field, value)
@@ -185,7 +185,8 @@ internal sealed class SharedUsage(UsageLedger ledger, RedisConnection connection
                 _writing.Release();
             }
 
-            await Task.WhenAll(hashes.Select(hash => database.ScriptEvaluateAsync(FoldScript, [hash], [_replica])));
+            RedisValue[] arguments = [_replica, .. s_fields];
+            await Task.WhenAll(hashes.Select(hash => database.ScriptEvaluateAsync(FoldScript, [hash], arguments)));
         }
         catch (Exception e)
         {

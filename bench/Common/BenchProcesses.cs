@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Bench.Shared;
+namespace Bench.Common;
 
 /// <summary>What the benchmark programs that start gateway processes share (linked into each, not a library).</summary>
 internal static class BenchProcesses
