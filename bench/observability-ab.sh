@@ -6,14 +6,15 @@
 #
 #   bash bench/observability-ab.sh                 # 1 KB bodies, 3 rounds of 15 s after 40 s warm-up each
 #
-# Knobs: SIZE (bytes, default 1024), ROUNDS (3), DURATION (s per cell, 15), WARMUP (s, 40), CONNECTIONS (32),
+# Knobs: SIZE (bytes, default 1024; several, "1024 16384", are measured one after the other by the same processes,
+# each size after one untimed round of its own), ROUNDS (3), DURATION (s per cell, 15), WARMUP (s, 40), CONNECTIONS (32),
 # PAIRS (1): how many off/on pairs of processes to start and rotate through (ports OFF_PORT, ON_PORT and up by 2).
 # COMPARE=keys measures client keys instead (SPEC §14): off is the gateway without keys, on the same build with 100
 # client keys and limits on every key and on the endpoint (high enough that nothing is refused). wrk sends key 42 to
 # both sides, as the same client would: OpenAI's SDKs send an Authorization header whether or not the gateway checks
 # it (they refuse to start without a key), so only the gateway's configuration differs. OFF_KEY= (empty) sends no
 # header to the off side, which also counts Kestrel reading the header (about 0.6 µs a request) against keys:
-#   COMPARE=keys SIZE=16384 bash bench/observability-ab.sh
+#   COMPARE=keys SIZE="1024 16384" bash bench/observability-ab.sh
 set -euo pipefail
 SIZE=${SIZE:-1024}
 ROUNDS=${ROUNDS:-3}
@@ -40,7 +41,7 @@ fi
 echo "building (Release)..." >&2
 dotnet publish "$root/src/ProxyHost" -c Release -o "$work/proxy" --nologo -v q >/dev/null
 dotnet publish "$root/bench/BenchBackend" -c Release -o "$work/backend" --nologo -v q >/dev/null
-python3 "$root/bench/bodies.py" "$work" bench-model "$SIZE" >/dev/null
+python3 "$root/bench/bodies.py" "$work" bench-model $SIZE >/dev/null
 cat > "$work/bench.json" <<JSON
 {
   "Logging": { "LogLevel": { "Default": "Warning" } },
@@ -96,39 +97,49 @@ for port in "${ports[@]}"; do wait_for "http://127.0.0.1:$port/v1/models"; done
 run() { # $1 port, $2 seconds, $3 side; the keys variant sends a key to the on side, and OFF_KEY to the off side
   local auth=""
   if [ "$COMPARE" = keys ]; then auth="sk-bench-42"; [ "$3" = off ] && auth="$OFF_KEY"; fi
-  BODY_FILE="$work/body-$SIZE.json" AUTH="$auth" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${2}s" -s "$root/bench/post.lua" "http://127.0.0.1:$1/v1/chat/completions"; }
+  BODY_FILE="$work/body-$size.json" AUTH="$auth" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${2}s" -s "$root/bench/post.lua" "http://127.0.0.1:$1/v1/chat/completions"; }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+size=${SIZE%% *}
 echo "warm-up ${WARMUP}s each..." >&2
 for i in "${!ports[@]}"; do run "${ports[$i]}" "$WARMUP" "${sides[$i]}" >/dev/null; done
-# One more untimed round of cells: a process that sat idle since its warm-up answers slowly at first (its pages
-# reclaimed meanwhile), which would otherwise weigh on the first round alone.
-for i in "${!ports[@]}"; do run "${ports[$i]}" "$DURATION" "${sides[$i]}" >/dev/null; done
 
 hz=$(getconf CLK_TCK)
 key_note=""; [ "$COMPARE" = keys ] && key_note=" Off side sent ${OFF_KEY:-no key}, on side sk-bench-42."
-echo "${COMPARE^} A/B, $(date -u +%Y-%m-%d), $(nproc) cores, .NET $(dotnet --version), ${SIZE} B bodies, wrk -c$CONNECTIONS, ${DURATION}s cells, $PAIRS pair(s) of processes, load average $(cut -d' ' -f1-3 /proc/loadavg).$key_note"
-echo
-echo "| round | pair | off req/s | on req/s | on ÷ off | off CPU µs/req | on CPU µs/req |"
-echo "|---:|---:|---:|---:|---:|---:|---:|"
-ratios=(); offs=(); ons=(); offc=(); onc=()
-for round in $(seq 1 "$ROUNDS"); do
-  for pair in $(seq 0 $((PAIRS - 1))); do
-    declare -A r c
-    order="off on"; [ $(((round + pair) % 2)) = 0 ] && order="on off" # either side first, in turn
-    for side in $order; do
-      i=$((2 * pair)); [ "$side" = on ] && i=$((i + 1))
-      before=$(ticks "${procs[$i]}")
-      out=$(run "${ports[$i]}" "$DURATION" "$side")
-      after=$(ticks "${procs[$i]}")
-      r[$side]=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-      requests=$(awk '/requests in/ { print $1 }' <<<"$out")
-      c[$side]=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-    done
-    ratio=$(awk -v a="${r[on]}" -v b="${r[off]}" 'BEGIN { printf "%.3f", a / b }')
-    ratios+=("$ratio"); offs+=("${r[off]}"); ons+=("${r[on]}"); offc+=("${c[off]}"); onc+=("${c[on]}")
-    echo "| $round | $((pair + 1)) | ${r[off]} | ${r[on]} | $ratio | ${c[off]} | ${c[on]} |"
-  done
-done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-echo
-echo "Median of the cells: on ÷ off $(median "${ratios[@]}"); req/s off $(median "${offs[@]}"), on $(median "${ons[@]}") ($(awk -v a="$(median "${ons[@]}")" -v b="$(median "${offs[@]}")" 'BEGIN { printf "%.3f", a / b }')); proxy CPU per request off $(median "${offc[@]}") µs, on $(median "${onc[@]}") µs."
+summary=()
+for size in $SIZE; do
+  # One more untimed round of cells: a process that sat idle since its warm-up answers slowly at first (its pages
+  # reclaimed meanwhile), which would otherwise weigh on the first round alone; it also warms up a new size.
+  for i in "${!ports[@]}"; do run "${ports[$i]}" "$DURATION" "${sides[$i]}" >/dev/null; done
+
+  echo "${COMPARE^} A/B, $(date -u +%Y-%m-%d), $(nproc) cores, .NET $(dotnet --version), ${size} B bodies, wrk -c$CONNECTIONS, ${DURATION}s cells, $PAIRS pair(s) of processes, load average $(cut -d' ' -f1-3 /proc/loadavg).$key_note"
+  echo
+  echo "| round | pair | off req/s | on req/s | on ÷ off | off CPU µs/req | on CPU µs/req |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  ratios=(); offs=(); ons=(); offc=(); onc=()
+  for round in $(seq 1 "$ROUNDS"); do
+    for pair in $(seq 0 $((PAIRS - 1))); do
+      declare -A r c
+      order="off on"; [ $(((round + pair) % 2)) = 0 ] && order="on off" # either side first, in turn
+      for side in $order; do
+        i=$((2 * pair)); [ "$side" = on ] && i=$((i + 1))
+        before=$(ticks "${procs[$i]}")
+        out=$(run "${ports[$i]}" "$DURATION" "$side")
+        after=$(ticks "${procs[$i]}")
+        r[$side]=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+        requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+        c[$side]=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+      done
+      ratio=$(awk -v a="${r[on]}" -v b="${r[off]}" 'BEGIN { printf "%.3f", a / b }')
+      ratios+=("$ratio"); offs+=("${r[off]}"); ons+=("${r[on]}"); offc+=("${c[off]}"); onc+=("${c[on]}")
+      echo "| $round | $((pair + 1)) | ${r[off]} | ${r[on]} | $ratio | ${c[off]} | ${c[on]} |"
+    done
+  done
+  line="${size} B: median of the cells: on ÷ off $(median "${ratios[@]}"); req/s off $(median "${offs[@]}"), on $(median "${ons[@]}") ($(awk -v a="$(median "${ons[@]}")" -v b="$(median "${offs[@]}")" 'BEGIN { printf "%.3f", a / b }')); proxy CPU per request off $(median "${offc[@]}") µs, on $(median "${onc[@]}") µs."
+  summary+=("$line")
+  echo
+  echo "$line"
+  echo
+done
+[ "${#summary[@]}" -gt 1 ] && { echo "In this run:"; printf -- '- %s\n' "${summary[@]}"; }
+exit 0
