@@ -15,6 +15,9 @@
 # it (they refuse to start without a key), so only the gateway's configuration differs. OFF_KEY= (empty) sends no
 # header to the off side, which also counts Kestrel reading the header (about 0.6 µs a request) against keys:
 #   COMPARE=keys SIZE="1024 16384" bash bench/observability-ab.sh
+# COMPARE=bare measures the gateway (shipped defaults) against bare YARP, the same build with --no-model-routing (off),
+# rotated over process pairs as above (bench/run.sh measures one process of each, one after the other):
+#   COMPARE=bare PAIRS=3 SIZE="1024 16384" bash bench/observability-ab.sh
 set -euo pipefail
 SIZE=${SIZE:-1024}
 ROUNDS=${ROUNDS:-3}
@@ -71,12 +74,15 @@ PY
 wait_for() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
 taskset -c 0 dotnet "$work/backend/BenchBackend.dll" --urls "http://127.0.0.1:$BACKEND_PORT" >/dev/null 2>&1 & pids+=($!)
 proxy() { # $1 port, $2 enabled
-  local config="$work/bench.json" observability="$2"
+  local config="$work/bench.json" observability="$2" routing=()
   if [ "$COMPARE" = keys ]; then
     observability=true
     [ "$2" = true ] && config="$work/bench-keys.json"
+  elif [ "$COMPARE" = bare ]; then
+    observability=true
+    [ "$2" = false ] && routing=(--no-model-routing)
   fi
-  taskset -c 1 dotnet "$work/proxy/ProxyHost.dll" --config "$config" --urls "http://127.0.0.1:$1" \
+  taskset -c 1 dotnet "$work/proxy/ProxyHost.dll" --config "$config" "${routing[@]}" --urls "http://127.0.0.1:$1" \
     --ModelRouting:Admin:Urls= --ModelRouting:Admin:StateFile= "--ModelRouting:Observability:Enabled=$observability" >/dev/null 2>&1 &
   pids+=($!)
 }
