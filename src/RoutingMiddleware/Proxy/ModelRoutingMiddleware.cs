@@ -359,6 +359,7 @@ internal sealed partial class ModelRoutingMiddleware(
                     }
 
                     // A fallback with limits of its own admits the request against them; one over its limit is skipped.
+                    RateLimitSnapshot? fallbackLimits = null;
                     if (EndpointScope(state, candidate) is { } fallbackScope)
                     {
                         var admission = await quotas.AdmitAsync(new QuotaRequest(null, fallbackScope, exchange.ReservedTokens > 0 ? exchange.ReservedTokens : Reserve(state, decision, exchange)), context.RequestAborted);
@@ -370,13 +371,19 @@ internal sealed partial class ModelRoutingMiddleware(
                         }
 
                         exchange.FallbackLease = admission.Lease;
-                        exchange.RateLimits = exchange.RateLimits is { } admitted ? RateLimitSnapshot.Tightest(admitted, admission.Snapshot) : admission.Snapshot;
+                        fallbackLimits = admission.Snapshot;
                     }
 
                     if (!TryReassign(context, fallbackCluster))
                     {
                         await ReleaseEndpointAsync(exchange);
                         continue;
+                    }
+
+                    // The headers show, of each kind, the tighter of the admission's and the fallback that serves.
+                    if (fallbackLimits is { } fallbackSnapshot)
+                    {
+                        exchange.RateLimits = exchange.RateLimits is { } admitted ? RateLimitSnapshot.Tightest(admitted, fallbackSnapshot) : fallbackSnapshot;
                     }
 
                     (endpoint, splice) = (candidate, Splice(body.Span, decision.Site, candidate));
